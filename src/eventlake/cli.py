@@ -1,0 +1,121 @@
+"""The ``eventlake`` command (contract in docs/ and ARCHITECTURE.md).
+
+Errors print one line, ``error: <what>; <what to do>``, and exit 1; bad arguments exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from eventlake.config import Settings, load_settings
+from eventlake.errors import EventlakeError
+from eventlake.logs import configure_logging
+from eventlake.services import Stack
+from eventlake.services.jvm import fetch_jars
+
+app = typer.Typer(
+    name="eventlake",
+    help="Real-time streaming analytics: Kafka -> Spark Structured Streaming -> Delta Lake / PostgreSQL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+setup_app = typer.Typer(help="One-time setup steps (run by `make setup`).", no_args_is_help=True)
+app.add_typer(setup_app, name="setup")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _progress(name: str, message: str) -> None:
+    err.print(f"[bold]{name:<16}[/] {message}")
+
+
+def _status_table(status: dict[str, dict[str, object]]) -> Table:
+    table = Table(title="eventlake stack")
+    for col in ("component", "endpoint", "ok", "detail", "pid"):
+        table.add_column(col)
+    for name, entry in status.items():
+        endpoint = entry.get("bootstrap") or entry.get("url") or entry.get("uri") or "-"
+        ok = "[green]yes[/]" if entry.get("ok") else "[red]no[/]"
+        table.add_row(name, str(endpoint), ok, str(entry.get("detail", "")), str(entry.get("pid") or "-"))
+    return table
+
+
+@app.command()
+def up() -> None:
+    """Start the local stack (idempotent) and print the endpoints."""
+    stack = Stack(_settings())
+    stack.up(_progress)
+    status = stack.status()
+    out.print(_status_table(status))
+    if not all(e.get("ok") for e in status.values()):
+        raise EventlakeError("stack started but some components are unhealthy", "see `eventlake status`")
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Endpoints and health of each component. Exit 1 if any is unhealthy."""
+    stack = Stack(_settings())
+    result = stack.status()
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        out.print(_status_table(result))
+    if not all(e.get("ok") for e in result.values()):
+        raise typer.Exit(1)
+
+
+@app.command()
+def down() -> None:
+    """Stop what `eventlake up` started (safe to run twice)."""
+    stopped = Stack(_settings()).down(_progress)
+    err.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+@app.command()
+def run() -> None:
+    """The live demo: bring the stack up and show its status."""
+    up()
+
+
+@setup_app.command("jars")
+def setup_jars() -> None:
+    """Fetch the JVM jars (Kafka, Connect, Spark extensions) from Maven Central."""
+    settings = _settings()
+    fetch_jars(settings)
+    err.print(f"jars ready in {settings.jars_dir}")
+
+
+def main() -> None:
+    """Console-script entry point: one-line errors, exit 1 for failures and 2 for bad usage."""
+    try:
+        # Without standalone mode click returns typer.Exit codes instead of raising them.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except typer.Exit as ex:
+        sys.exit(ex.exit_code)
+    except typer.Abort:
+        err.print("error: aborted")
+        sys.exit(130)
+    except typer.TyperException as ex:  # bad usage: unknown option, missing argument, bad value
+        message = ex.format_message() if hasattr(ex, "format_message") else str(ex)
+        err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(getattr(ex, "exit_code", 2))
+    except EventlakeError as ex:
+        err.print(f"error: {ex}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)

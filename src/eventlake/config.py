@@ -1,0 +1,218 @@
+"""One typed settings model for the whole platform.
+
+Sources, highest priority first:
+
+1. ``EVENTLAKE_*`` environment variables. Nested fields use one underscore after the section
+   name: ``EVENTLAKE_KAFKA_DEFAULT_PARTITIONS=12`` sets ``kafka.default_partitions``,
+   ``EVENTLAKE_POSTGRES_URL`` sets ``postgres.url``. Top-level fields: ``EVENTLAKE_HOME``,
+   ``EVENTLAKE_JARS_DIR``, ``EVENTLAKE_LOG_LEVEL``, ``EVENTLAKE_JAVA_HOME``.
+2. The YAML file named by ``EVENTLAKE_CONFIG``, else ``config/eventlake.yaml`` if it exists.
+3. The defaults below.
+
+Every topic, table, path and port the code uses comes from here; nothing else invents names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from eventlake.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = Path("config/eventlake.yaml")
+LOOPBACK = "127.0.0.1"
+
+# 0 means "pick a free port on first start, then keep it across restarts"
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors (a typo must not silently become a default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(Section):
+    """Kafka cluster. ``bootstrap`` set = use that cluster; unset = eventlake runs a local broker."""
+
+    bootstrap: str | None = None
+    host: str = LOOPBACK
+    port: Port = 0
+    controller_port: Port = 0
+    default_partitions: int = Field(default=6, gt=0, le=10_000)
+    replication_factor: int = Field(default=1, gt=0, le=7)
+    heap: str = Field(default="768m", pattern=r"^\d+[mMgG]$")
+    start_timeout_s: float = Field(default=90.0, gt=0)
+
+
+class PostgresSettings(Section):
+    """PostgreSQL. ``url`` set = use that server; unset = eventlake runs a local server."""
+
+    url: SecretStr | None = None
+    host: str = LOOPBACK
+    port: Port = 0
+    database: str = Field(default="eventlake", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    user: str = Field(default="eventlake", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    # OS account that owns the local server when eventlake runs as root (initdb refuses root).
+    os_user: str = Field(default="eventlake-pg", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    start_timeout_s: float = Field(default=60.0, gt=0)
+
+
+class S3Settings(Section):
+    """S3 API for the lake. ``local`` = run moto's S3 server (tests, demos); else use ``endpoint``."""
+
+    local: bool = False
+    endpoint: str | None = None
+    host: str = LOOPBACK
+    port: Port = 0
+    region: str = "us-east-1"
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    bucket: str = Field(default="eventlake", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class LakeSettings(Section):
+    """Delta lake root: ``file:///abs/path`` (default ``<home>/lake``) or ``s3://bucket/prefix``."""
+
+    uri: str | None = None
+
+    @field_validator("uri")
+    @classmethod
+    def _scheme(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("file://", "s3://", "s3a://")):
+            raise ValueError("must start with file://, s3:// or s3a://")
+        return v
+
+
+class RegistrySettings(Section):
+    """Schema Registry. ``url`` set = use that registry; unset = eventlake runs its own."""
+
+    url: str | None = None
+    enabled: bool = True
+    host: str = LOOPBACK
+    port: Port = 0
+
+
+class ConnectSettings(Section):
+    """Kafka Connect worker (distributed mode); off until a pipeline needs it."""
+
+    enabled: bool = False
+    url: str | None = None
+    host: str = LOOPBACK
+    port: Port = 0
+
+
+class Settings(BaseSettings):
+    """The whole platform's configuration. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EVENTLAKE_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    home: Path = Path(".eventlake")
+    jars_dir: Path = Path(".eventlake/jars")
+    java_home: Path | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+
+    kafka: KafkaSettings = KafkaSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    s3: S3Settings = S3Settings()
+    lake: LakeSettings = LakeSettings()
+    registry: RegistrySettings = RegistrySettings()
+    connect: ConnectSettings = ConnectSettings()
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _absolute_paths(self) -> Settings:
+        # Resolve once, so that child processes started elsewhere see the same folders.
+        self.home = self.home.expanduser().resolve()
+        self.jars_dir = self.jars_dir.expanduser().resolve()
+        return self
+
+    @property
+    def lake_uri(self) -> str:
+        return self.lake.uri or (self.home / "lake").as_uri()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = config_file_path()
+        if config_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+
+def config_file_path() -> Path | None:
+    """The YAML file in force: ``$EVENTLAKE_CONFIG``, else ``config/eventlake.yaml`` if present."""
+    explicit = os.environ.get("EVENTLAKE_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"EVENTLAKE_CONFIG={explicit} is not a file", "point it at a YAML file")
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+_CREDENTIALS_IN_URL = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+
+
+def _shown(field: str, value: Any) -> str:
+    """The offending value as it may appear in an error: secrets hidden, URL passwords masked."""
+    if any(word in field for word in ("secret", "password", "key")):
+        return "<hidden>"
+    return _CREDENTIALS_IN_URL.sub(r"\1***@", repr(value))
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "<root>"
+        env = "EVENTLAKE_" + "_".join(str(p) for p in e["loc"][:2]).upper()
+        shown = _shown(field, e.get("input"))
+        parts.append(f"{field} = {shown}: {e['msg']} (set by {env} or the config file)")
+    return "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load and validate settings; raise :class:`ConfigError` naming each bad field and value."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        where = config_file_path()
+        raise ConfigError(
+            f"invalid configuration: {_describe(err)}",
+            f"fix the value in the environment or in {where or 'config/eventlake.yaml'}",
+        ) from err

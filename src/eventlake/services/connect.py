@@ -1,0 +1,99 @@
+"""Kafka Connect worker in distributed mode (Apache Kafka's own runtime, same jars as the broker).
+
+Off by default (``EVENTLAKE_CONNECT_ENABLED=true`` turns it on). Its config, offset and status
+topics are compacted, replication factor 1, created by the worker itself.
+"""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+
+from eventlake.errors import ServiceError, UnreachableError
+from eventlake.services.base import Health, Service, ServiceState
+from eventlake.services.jvm import classpath, find_java
+from eventlake.services.kafka import KafkaService
+from eventlake.services.process import choose_port, spawn, tail, terminate, wait_until
+
+
+def connect_health(url: str) -> Health:
+    try:
+        resp = httpx.get(url, timeout=3)
+        resp.raise_for_status()
+        return Health(True, f"Kafka Connect {resp.json().get('version', '?')}")
+    except (httpx.HTTPError, ValueError) as err:
+        return Health(False, f"no answer from {url}: {err}")
+
+
+class ConnectService(Service):
+    name = "connect"
+    status_key = "connect"
+
+    def enabled(self) -> bool:
+        return self.settings.connect.enabled or self.settings.connect.url is not None
+
+    def external_endpoint(self) -> str | None:
+        return self.settings.connect.url
+
+    def check(self) -> Health:
+        url = self.endpoint()
+        return connect_health(url) if url else Health(False, "not started")
+
+    def _launch(self) -> ServiceState:
+        cfg = self.settings.connect
+        bootstrap = KafkaService(self.settings).endpoint()
+        if bootstrap is None:
+            raise UnreachableError("Kafka Connect needs Kafka, which is not running", "run `eventlake up`")
+        java = find_java(self.settings)
+        port = choose_port("connect", cfg.host, cfg.port, self.previous_port("rest"), "EVENTLAKE_CONNECT_PORT")
+        props = {
+            "bootstrap.servers": bootstrap,
+            "group.id": "eventlake-connect",
+            "listeners": f"http://{cfg.host}:{port}",
+            "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "config.storage.topic": "_connect-configs",
+            "offset.storage.topic": "_connect-offsets",
+            "status.storage.topic": "_connect-status",
+            "config.storage.replication.factor": "1",
+            "offset.storage.replication.factor": "1",
+            "status.storage.replication.factor": "1",
+            "offset.flush.interval.ms": "5000",
+            "plugin.path": str(self.dir / "plugins"),
+        }
+        (self.dir / "plugins").mkdir(parents=True, exist_ok=True)
+        worker = self.dir / "worker.properties"
+        worker.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        cp = os.pathsep.join(str(j) for j in classpath(self.settings, "kafka"))
+        out = self.dir / "connect.log"
+        ref = spawn(
+            [
+                str(java.path),
+                "-Xmx512m",
+                "-cp",
+                cp,
+                "org.apache.kafka.connect.cli.ConnectDistributed",
+                str(worker),
+            ],
+            out,
+        )
+        url = f"http://{cfg.host}:{port}"
+        if not wait_until(
+            lambda: connect_health(url).ok,
+            timeout=120,
+            interval=1,
+            abort=lambda: None if ref.alive() else "exited",
+        ):
+            terminate(ref)
+            reason = next((ln for ln in reversed(tail(out)) if "ERROR" in ln), "timed out")
+            raise ServiceError(f"Kafka Connect failed to start: {reason.strip()[:300]}", f"see {out}")
+        return ServiceState(
+            name=self.name,
+            endpoint=url,
+            ports={"rest": port},
+            log=str(out),
+            host=cfg.host,
+            pid=ref.pid,
+            create_time=ref.create_time,
+        )

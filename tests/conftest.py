@@ -1,0 +1,76 @@
+"""Session-wide real services: one Kafka broker, one PostgreSQL, one S3 server per test run.
+
+Tests that need their own, disposable stack (kill -9, corrupt data, busy ports) build one with
+``make_settings`` under a fresh home and stop it themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eventlake.config import Settings, load_settings
+from eventlake.services import Endpoints, Stack, endpoints
+
+REPO = Path(__file__).resolve().parents[1]
+JARS_DIR = REPO / ".eventlake" / "jars"
+
+# The developer's own EVENTLAKE_* settings must not leak into tests.
+for _var in [v for v in os.environ if v.startswith("EVENTLAKE_")]:
+    del os.environ[_var]
+os.environ["EVENTLAKE_JARS_DIR"] = str(JARS_DIR)
+
+MakeSettings = Callable[..., Settings]
+
+
+@pytest.fixture(scope="session")
+def make_settings(tmp_path_factory: pytest.TempPathFactory) -> MakeSettings:
+    """Settings for a fresh EVENTLAKE_HOME; keyword overrides as for ``Settings``."""
+
+    def make(name: str = "home", **overrides: Any) -> Settings:
+        if "home" not in overrides:
+            overrides["home"] = tmp_path_factory.mktemp(name)
+        return load_settings(**overrides)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def stack_settings(make_settings: MakeSettings) -> Settings:
+    return make_settings("stack", s3={"local": True})
+
+
+@pytest.fixture(scope="session")
+def stack(stack_settings: Settings) -> Iterator[Stack]:
+    """The shared local stack (Kafka KRaft, PostgreSQL, moto S3), up for the whole session."""
+    s = Stack(stack_settings)
+    s.up()
+    try:
+        yield s
+    finally:
+        s.down()
+
+
+@pytest.fixture(scope="session")
+def live(stack: Stack) -> Endpoints:
+    return endpoints(stack.settings)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(live: Endpoints) -> str:
+    return live.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def postgres_url(live: Endpoints) -> str:
+    return live.postgres_url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(live: Endpoints) -> str:
+    assert live.s3_endpoint is not None
+    return live.s3_endpoint

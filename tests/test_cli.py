@@ -1,0 +1,60 @@
+"""The `eventlake` command as users run it: a real subprocess, real stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from eventlake.services import Stack
+
+EVENTLAKE = [str(Path(sys.executable).parent / "eventlake")]
+
+
+def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **env}
+    return subprocess.run([*EVENTLAKE, *args], capture_output=True, text=True, env=full_env, timeout=300, check=False)
+
+
+def test_status_json_contract(stack: Stack) -> None:
+    res = run("status", "--json", EVENTLAKE_HOME=str(stack.settings.home), EVENTLAKE_S3_LOCAL="true")
+    status = json.loads(res.stdout)
+    assert status["kafka"]["ok"] is True and ":" in status["kafka"]["bootstrap"]
+    assert status["postgres"]["ok"] is True and "***" in status["postgres"]["url"]
+    assert status["lake"]["ok"] is True and status["lake"]["uri"].startswith("file://")
+    assert {"url", "ok"} <= set(status["schema_registry"])
+    assert status["s3"]["ok"] is True
+    # The password never reaches stdout or stderr.
+    password = (stack.settings.home / "postgres" / "password").read_text().strip()
+    assert password not in res.stdout + res.stderr
+
+
+def test_bad_arguments_exit_2_with_one_line() -> None:
+    res = run("status", "--bogus")
+    assert res.returncode == 2
+    assert res.stderr.strip().startswith("error:") and len(res.stderr.strip().splitlines()) == 1
+    res = run("no-such-command")
+    assert res.returncode == 2 and "no-such-command" in res.stderr
+
+
+def test_bad_config_exits_1_with_one_line(tmp_path: Path) -> None:
+    res = run("status", EVENTLAKE_HOME=str(tmp_path), EVENTLAKE_KAFKA_DEFAULT_PARTITIONS="-1")
+    assert res.returncode == 1
+    line = res.stderr.strip()
+    assert len(line.splitlines()) == 1 and "kafka.default_partitions" in line and "-1" in line
+
+
+def test_old_java_makes_up_fail_cleanly(tmp_path: Path) -> None:
+    jdk = tmp_path / "jdk" / "bin"
+    jdk.mkdir(parents=True)
+    (jdk / "java").write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\"' >&2\n")
+    (jdk / "java").chmod(0o755)
+    home = tmp_path / "home"
+    res = run("up", EVENTLAKE_HOME=str(home), EVENTLAKE_JAVA_HOME=str(jdk.parent))
+    assert res.returncode == 1
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "Java 11" in errors[0] and "too old" in errors[0]
+    status = json.loads(run("status", "--json", EVENTLAKE_HOME=str(home)).stdout)
+    assert status["kafka"]["pid"] is None and status["postgres"]["pid"] is None

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eventlake.config import load_settings
+from eventlake.errors import ConfigError
+
+
+def test_defaults_are_valid_and_paths_absolute(tmp_path: Path) -> None:
+    s = load_settings(home=tmp_path / "h")
+    assert s.home.is_absolute()
+    assert s.kafka.default_partitions == 6
+    assert s.lake_uri == (tmp_path / "h" / "lake").as_uri()
+
+
+def test_env_overrides_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "el.yaml"
+    cfg.write_text("kafka:\n  default_partitions: 3\n  heap: 1g\npostgres:\n  database: fromyaml\n")
+    monkeypatch.setenv("EVENTLAKE_CONFIG", str(cfg))
+    monkeypatch.setenv("EVENTLAKE_KAFKA_DEFAULT_PARTITIONS", "12")
+    s = load_settings()
+    assert s.kafka.default_partitions == 12  # env wins
+    assert s.kafka.heap == "1g"  # yaml kept where env is silent
+    assert s.postgres.database == "fromyaml"
+
+
+def test_nested_env_names_follow_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENTLAKE_POSTGRES_URL", "postgresql://u:pw@db.example:5432/x")
+    monkeypatch.setenv("EVENTLAKE_KAFKA_BOOTSTRAP", "broker:9092")
+    s = load_settings()
+    assert s.postgres.url is not None and s.postgres.url.get_secret_value().endswith("/x")
+    assert s.kafka.bootstrap == "broker:9092"
+    assert "pw" not in repr(s)  # secrets are masked in reprs
+
+
+def test_negative_partitions_names_field_and_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENTLAKE_KAFKA_DEFAULT_PARTITIONS", "-3")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    msg = str(err.value)
+    assert "kafka.default_partitions" in msg and "'-3'" in msg and "\n" not in msg
+
+
+def test_secret_value_not_echoed_in_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("lake:\n  uri: http://user:hunter2@host/bucket\n")
+    monkeypatch.setenv("EVENTLAKE_CONFIG", str(cfg))
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "lake.uri" in str(err.value)
+    assert "hunter2" not in str(err.value)
+
+
+def test_unknown_key_and_missing_file_are_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = tmp_path / "typo.yaml"
+    cfg.write_text("kafka:\n  partitons: 3\n")
+    monkeypatch.setenv("EVENTLAKE_CONFIG", str(cfg))
+    with pytest.raises(ConfigError, match=r"kafka\.partitons"):
+        load_settings()
+    monkeypatch.setenv("EVENTLAKE_CONFIG", str(tmp_path / "nope.yaml"))
+    with pytest.raises(ConfigError, match="is not a file"):
+        load_settings()
+
+
+def test_bad_port_and_log_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENTLAKE_KAFKA_PORT", "70000")
+    with pytest.raises(ConfigError, match=r"kafka\.port"):
+        load_settings()
+    monkeypatch.delenv("EVENTLAKE_KAFKA_PORT")
+    monkeypatch.setenv("EVENTLAKE_LOG_LEVEL", "info")
+    assert load_settings().log_level == "INFO"
