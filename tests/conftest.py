@@ -74,3 +74,8 @@ def postgres_url(live: Endpoints) -> str:
 def s3_endpoint(live: Endpoints) -> str:
     assert live.s3_endpoint is not None
     return live.s3_endpoint
+
+
+@pytest.fixture(scope="session")
+def registry_url(live: Endpoints) -> str:
+    return live.registry_url

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,10 +15,12 @@ from rich.console import Console
 from rich.table import Table
 
 from eventlake.config import Settings, load_settings
-from eventlake.errors import EventlakeError
+from eventlake.errors import EventlakeError, UnreachableError
 from eventlake.logs import configure_logging
+from eventlake.registry.client import register_schemas
 from eventlake.services import Stack
 from eventlake.services.jvm import fetch_jars
+from eventlake.services.registry import RegistryService
 
 app = typer.Typer(
     name="eventlake",
@@ -28,6 +31,8 @@ app = typer.Typer(
 )
 setup_app = typer.Typer(help="One-time setup steps (run by `make setup`).", no_args_is_help=True)
 app.add_typer(setup_app, name="setup")
+schemas_app = typer.Typer(help="Avro schemas in the Schema Registry.", no_args_is_help=True)
+app.add_typer(schemas_app, name="schemas")
 
 out = Console()
 err = Console(stderr=True)
@@ -99,6 +104,25 @@ def setup_jars() -> None:
     settings = _settings()
     fetch_jars(settings)
     err.print(f"jars ready in {settings.jars_dir}")
+
+
+@schemas_app.command("register")
+def schemas_register(
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Folder of <source>.avsc files (default: schemas_dir setting).")
+    ] = None,
+) -> None:
+    """Register data/schemas/*.avsc under TopicNameStrategy subjects (raw.<source>-value)."""
+    settings = _settings()
+    url = RegistryService(settings).endpoint()
+    if url is None:
+        raise UnreachableError("the Schema Registry is not running", "run `eventlake up` or set EVENTLAKE_REGISTRY_URL")
+    table = Table(title=f"schemas registered at {url}")
+    for col in ("subject", "id", "version", "file"):
+        table.add_column(col)
+    for r in register_schemas(settings, url, directory):
+        table.add_row(r.subject, str(r.id), str(r.version), r.file.name)
+    out.print(table)
 
 
 def main() -> None:

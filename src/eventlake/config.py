@@ -103,12 +103,33 @@ class LakeSettings(Section):
 
 
 class RegistrySettings(Section):
-    """Schema Registry. ``url`` set = use that registry; unset = eventlake runs its own."""
+    """Schema Registry. ``url`` set = use that registry; unset = eventlake runs its own.
+
+    Writes (register, delete, config/mode changes) need ``auth_token`` (Bearer) or
+    ``basic_auth`` ("user:password") when either is set; reads stay open.
+    """
 
     url: str | None = None
     enabled: bool = True
     host: str = LOOPBACK
     port: Port = 0
+    auth_token: SecretStr | None = None
+    basic_auth: SecretStr | None = None
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+
+
+class TopicSettings(Section):
+    """Topic naming. Subjects follow TopicNameStrategy: ``<topic>-value``."""
+
+    raw_prefix: str = Field(default="raw.", pattern=r"^[A-Za-z0-9._-]*$")
+    dlq_prefix: str = Field(default="dlq.", pattern=r"^[A-Za-z0-9._-]*$")
+    alerts: str = Field(default="eventlake.alerts", pattern=r"^[A-Za-z0-9._-]+$")
+
+    def raw(self, source: str) -> str:
+        return f"{self.raw_prefix}{source}"
+
+    def dlq(self, source: str) -> str:
+        return f"{self.dlq_prefix}{source}"
 
 
 class ConnectSettings(Section):
@@ -133,6 +154,7 @@ class Settings(BaseSettings):
 
     home: Path = Path(".eventlake")
     jars_dir: Path = Path(".eventlake/jars")
+    schemas_dir: Path = Path("data/schemas")
     java_home: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
@@ -142,6 +164,7 @@ class Settings(BaseSettings):
     lake: LakeSettings = LakeSettings()
     registry: RegistrySettings = RegistrySettings()
     connect: ConnectSettings = ConnectSettings()
+    topics: TopicSettings = TopicSettings()
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -153,6 +176,7 @@ class Settings(BaseSettings):
         # Resolve once, so that child processes started elsewhere see the same folders.
         self.home = self.home.expanduser().resolve()
         self.jars_dir = self.jars_dir.expanduser().resolve()
+        self.schemas_dir = self.schemas_dir.expanduser().resolve()
         return self
 
     @property

@@ -14,6 +14,7 @@ from eventlake.services.kafka import KafkaService
 from eventlake.services.lake import s3_endpoint
 from eventlake.services.manager import EXTERNAL_ENV, Stack
 from eventlake.services.postgres import PostgresService
+from eventlake.services.registry import RegistryService
 
 __all__ = ["Endpoints", "Stack", "endpoints"]
 
@@ -24,6 +25,7 @@ class Endpoints:
 
     kafka_bootstrap: str
     postgres_url: str
+    registry_url: str
     lake_uri: str
     s3_endpoint: str | None
 
@@ -39,6 +41,7 @@ def endpoints(settings: Settings) -> Endpoints:
     return Endpoints(
         kafka_bootstrap=_need(KafkaService(settings).endpoint(), "kafka"),
         postgres_url=_need(PostgresService(settings).endpoint(), "postgres"),
+        registry_url=_need(RegistryService(settings).endpoint(), "schema_registry"),
         lake_uri=settings.lake_uri,
         s3_endpoint=s3_endpoint(settings),
     )

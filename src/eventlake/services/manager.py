@@ -15,12 +15,19 @@ from eventlake.services.connect import ConnectService
 from eventlake.services.kafka import KafkaService
 from eventlake.services.lake import ensure_lake, lake_status
 from eventlake.services.postgres import PostgresService
+from eventlake.services.registry import RegistryService
 from eventlake.services.s3 import S3Service
 
 log = logging.getLogger(__name__)
 
 #: Start order; `down` stops in reverse. Later components may depend on earlier ones.
-SERVICE_TYPES: tuple[type[Service], ...] = (KafkaService, PostgresService, S3Service, ConnectService)
+SERVICE_TYPES: tuple[type[Service], ...] = (
+    KafkaService,
+    PostgresService,
+    S3Service,
+    RegistryService,
+    ConnectService,
+)
 
 #: env var that points eventlake at an existing instance, per component (for hints)
 EXTERNAL_ENV = {

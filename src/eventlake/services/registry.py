@@ -1,0 +1,78 @@
+"""The Schema Registry as a managed service: ``python -m eventlake.registry`` under uvicorn.
+
+It stores schemas in PostgreSQL, so it starts after PostgreSQL and gets the database URL through
+its environment (never its command line, which ``ps`` shows).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import httpx
+
+from eventlake.errors import ServiceError, UnreachableError
+from eventlake.services.base import Health, Service, ServiceState
+from eventlake.services.postgres import PostgresService
+from eventlake.services.process import choose_port, spawn, tail, terminate, wait_until
+
+
+def registry_health(url: str) -> Health:
+    try:
+        resp = httpx.get(f"{url}/health/ready", timeout=3)
+    except httpx.HTTPError as err:
+        return Health(False, f"no answer from {url}: {err}")
+    if resp.status_code != 200:
+        return Health(False, f"unready: {resp.text[:200]}")
+    subjects = httpx.get(f"{url}/subjects", timeout=3)
+    return Health(True, f"{len(subjects.json())} subject(s)" if subjects.status_code == 200 else "ok")
+
+
+class RegistryService(Service):
+    name = "schema_registry"
+    status_key = "schema_registry"
+
+    def enabled(self) -> bool:
+        return self.settings.registry.enabled or self.settings.registry.url is not None
+
+    def external_endpoint(self) -> str | None:
+        return self.settings.registry.url
+
+    def check(self) -> Health:
+        url = self.endpoint()
+        return registry_health(url) if url else Health(False, "not started")
+
+    def _launch(self) -> ServiceState:
+        cfg = self.settings.registry
+        pg_url = PostgresService(self.settings).endpoint()
+        if pg_url is None:
+            raise UnreachableError("the Schema Registry needs PostgreSQL, which is not running", "run `eventlake up`")
+        port = choose_port("schema registry", cfg.host, cfg.port, self.previous_port("http"), "EVENTLAKE_REGISTRY_PORT")
+        env = {
+            **os.environ,
+            "EVENTLAKE_HOME": str(self.settings.home),
+            "EVENTLAKE_JARS_DIR": str(self.settings.jars_dir),
+            "EVENTLAKE_POSTGRES_URL": pg_url,
+            "EVENTLAKE_REGISTRY_MAX_BODY_BYTES": str(cfg.max_body_bytes),
+        }
+        for key, secret in (("AUTH_TOKEN", cfg.auth_token), ("BASIC_AUTH", cfg.basic_auth)):
+            if secret is not None:
+                env[f"EVENTLAKE_REGISTRY_{key}"] = secret.get_secret_value()
+        out = self.dir / "registry.log"
+        ref = spawn([sys.executable, "-m", "eventlake.registry", "--host", cfg.host, "--port", str(port)], out, env=env)
+        url = f"http://{cfg.host}:{port}"
+        if not wait_until(
+            lambda: registry_health(url).ok, timeout=60, interval=0.3, abort=lambda: None if ref.alive() else "exited"
+        ):
+            terminate(ref)
+            reason = next((ln for ln in reversed(tail(out)) if "rror" in ln), "timed out")
+            raise ServiceError(f"the Schema Registry failed to start: {reason.strip()[:300]}", f"see {out}")
+        return ServiceState(
+            name=self.name,
+            endpoint=url,
+            ports={"http": port},
+            log=str(out),
+            host=cfg.host,
+            pid=ref.pid,
+            create_time=ref.create_time,
+        )
