@@ -16,10 +16,12 @@ from rich.table import Table
 
 from eventlake.config import Settings, load_settings
 from eventlake.errors import EventlakeError, UnreachableError
+from eventlake.kafka.admin import provision_topics
 from eventlake.logs import configure_logging
 from eventlake.registry.client import register_schemas
 from eventlake.services import Stack
 from eventlake.services.jvm import fetch_jars
+from eventlake.services.kafka import KafkaService, admin_client
 from eventlake.services.registry import RegistryService
 
 app = typer.Typer(
@@ -31,6 +33,8 @@ app = typer.Typer(
 )
 setup_app = typer.Typer(help="One-time setup steps (run by `make setup`).", no_args_is_help=True)
 app.add_typer(setup_app, name="setup")
+topics_app = typer.Typer(help="Kafka topics provisioned from config.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
 schemas_app = typer.Typer(help="Avro schemas in the Schema Registry.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
 
@@ -94,8 +98,9 @@ def down() -> None:
 
 @app.command()
 def run() -> None:
-    """The live demo: bring the stack up and show its status."""
+    """The live demo: bring the stack up, provision topics and schemas, show the status."""
     up()
+    topics_create(schemas=True, strict=False)
 
 
 @setup_app.command("jars")
@@ -104,6 +109,30 @@ def setup_jars() -> None:
     settings = _settings()
     fetch_jars(settings)
     err.print(f"jars ready in {settings.jars_dir}")
+
+
+@topics_app.command("create")
+def topics_create(
+    schemas: Annotated[bool, typer.Option(help="Also register data/schemas/*.avsc in the registry.")] = True,
+    strict: Annotated[bool, typer.Option(help="Exit 1 if an existing topic differs from config.")] = False,
+) -> None:
+    """Create raw.*, dlq.* and alert topics from config (idempotent; partitions only ever grow)."""
+    settings = _settings()
+    bootstrap = KafkaService(settings).endpoint()
+    if bootstrap is None:
+        raise UnreachableError("Kafka is not running", "run `eventlake up` or set EVENTLAKE_KAFKA_BOOTSTRAP")
+    results = provision_topics(admin_client(bootstrap), settings.topics.specs(), settings.kafka.replication_factor)
+    table = Table(title=f"topics at {bootstrap}")
+    for col in ("topic", "partitions", "action", "detail"):
+        table.add_column(col)
+    colour = {"created": "green", "partitions_increased": "cyan", "mismatch": "yellow", "unchanged": "white"}
+    for r in results:
+        table.add_row(r.topic, str(r.partitions), f"[{colour[r.action]}]{r.action}[/]", r.detail)
+    out.print(table)
+    if schemas:
+        schemas_register(directory=None)
+    if strict and any(r.action == "mismatch" for r in results):
+        raise EventlakeError("some topics differ from config", "see the table above")
 
 
 @schemas_app.command("register")

@@ -118,18 +118,55 @@ class RegistrySettings(Section):
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
 
 
-class TopicSettings(Section):
-    """Topic naming. Subjects follow TopicNameStrategy: ``<topic>-value``."""
+SOURCES = ("user_activity", "iot_sensors", "transactions")
+DAY_MS = 24 * 3600 * 1000
 
+
+class TopicSpec(Section):
+    """How one topic is provisioned (``eventlake topics create``)."""
+
+    partitions: int = Field(default=6, gt=0, le=10_000)
+    replication_factor: int | None = Field(default=None, gt=0, le=7)  # None: kafka.replication_factor
+    retention_ms: int = Field(default=7 * DAY_MS, ge=-1)  # -1: keep forever
+    cleanup_policy: Literal["delete", "compact", "compact,delete"] = "delete"
+    compression_type: Literal["producer", "zstd", "lz4", "snappy", "gzip", "uncompressed"] = "producer"
+    min_insync_replicas: int = Field(default=1, gt=0)
+
+    def configs(self) -> dict[str, str]:
+        """Broker-side topic configs this spec sets (and checks on existing topics)."""
+        return {
+            "retention.ms": str(self.retention_ms),
+            "cleanup.policy": self.cleanup_policy,
+            "compression.type": self.compression_type,
+            "min.insync.replicas": str(self.min_insync_replicas),
+        }
+
+
+class TopicSettings(Section):
+    """Topic names and their provisioning. Subjects follow TopicNameStrategy: ``<topic>-value``."""
+
+    sources: tuple[str, ...] = SOURCES
     raw_prefix: str = Field(default="raw.", pattern=r"^[A-Za-z0-9._-]*$")
     dlq_prefix: str = Field(default="dlq.", pattern=r"^[A-Za-z0-9._-]*$")
     alerts: str = Field(default="eventlake.alerts", pattern=r"^[A-Za-z0-9._-]+$")
+    raw_spec: TopicSpec = TopicSpec()
+    dlq_spec: TopicSpec = TopicSpec(partitions=3, retention_ms=30 * DAY_MS)
+    alerts_spec: TopicSpec = TopicSpec(partitions=1, retention_ms=30 * DAY_MS)
+    #: per-topic exceptions, by full topic name
+    overrides: dict[str, TopicSpec] = {}
 
     def raw(self, source: str) -> str:
         return f"{self.raw_prefix}{source}"
 
     def dlq(self, source: str) -> str:
         return f"{self.dlq_prefix}{source}"
+
+    def specs(self) -> dict[str, TopicSpec]:
+        """Every topic eventlake provisions, by name."""
+        out = {self.raw(s): self.raw_spec for s in self.sources}
+        out |= {self.dlq(s): self.dlq_spec for s in self.sources}
+        out[self.alerts] = self.alerts_spec
+        return out | {name: spec for name, spec in self.overrides.items() if name in out}
 
 
 class ConnectSettings(Section):

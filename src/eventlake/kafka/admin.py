@@ -1,0 +1,90 @@
+"""Topic provisioning from config: create what is missing, grow partitions, report drift.
+
+Idempotent: a topic whose settings match is left alone. Partitions can be increased, never
+decreased (Kafka cannot, and re-keying would break per-key ordering); any other difference
+between config and broker is reported, not silently altered.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+
+from eventlake.config import TopicSpec
+from eventlake.errors import EventlakeError
+
+log = logging.getLogger(__name__)
+
+Action = Literal["created", "unchanged", "partitions_increased", "mismatch"]
+TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class TopicResult:
+    topic: str
+    action: Action
+    partitions: int
+    detail: str = ""
+
+
+def _existing_partitions(admin: AdminClient) -> dict[str, int]:
+    md = admin.list_topics(timeout=TIMEOUT_S)
+    return {name: len(t.partitions) for name, t in md.topics.items() if t.error is None}
+
+
+def _config_drift(admin: AdminClient, topic: str, spec: TopicSpec) -> list[str]:
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    entries = admin.describe_configs([resource])[resource].result(timeout=TIMEOUT_S)
+    return [
+        f"{key}={entries[key].value} (config says {want})"
+        for key, want in spec.configs().items()
+        if key in entries and entries[key].value != want
+    ]
+
+
+def provision_topics(admin: AdminClient, specs: dict[str, TopicSpec], default_rf: int) -> list[TopicResult]:
+    """Bring the broker's topics in line with ``specs``; one result per topic, in name order."""
+    try:
+        existing = _existing_partitions(admin)
+    except KafkaException as err:
+        raise EventlakeError(f"cannot list topics: {err.args[0]}", "is Kafka running? see `eventlake status`") from err
+    results: list[TopicResult] = []
+    missing = [name for name in sorted(specs) if name not in existing]
+    if missing:
+        new = [
+            NewTopic(
+                name,
+                num_partitions=specs[name].partitions,
+                replication_factor=specs[name].replication_factor or default_rf,
+                config=specs[name].configs(),
+            )
+            for name in missing
+        ]
+        for name, future in admin.create_topics(new, operation_timeout=TIMEOUT_S).items():
+            try:
+                future.result(timeout=TIMEOUT_S)
+            except KafkaException as err:
+                raise EventlakeError(f"creating topic {name} failed: {err.args[0].str()}") from err
+            log.info("topic created", extra={"topic": name, "partitions": specs[name].partitions})
+            results.append(TopicResult(name, "created", specs[name].partitions))
+
+    for name in sorted(set(specs) - set(missing)):
+        spec, have = specs[name], existing[name]
+        drift = _config_drift(admin, name, spec)
+        if have < spec.partitions:
+            future = admin.create_partitions([NewPartitions(name, spec.partitions)])[name]
+            future.result(timeout=TIMEOUT_S)
+            results.append(TopicResult(name, "partitions_increased", spec.partitions, f"{have} -> {spec.partitions}"))
+            continue
+        if have > spec.partitions:
+            drift.insert(0, f"has {have} partitions, config says {spec.partitions} (never decreased)")
+        if drift:
+            log.warning("topic settings differ from config", extra={"topic": name, "drift": drift})
+            results.append(TopicResult(name, "mismatch", have, "; ".join(drift)))
+        else:
+            results.append(TopicResult(name, "unchanged", have))
+    return sorted(results, key=lambda r: r.topic)
