@@ -63,6 +63,15 @@ class Registered:
     schema_type: str = "AVRO"
 
 
+@dataclass(frozen=True)
+class _Row:
+    version: int
+    id: int
+    schema: str
+    schema_type: str
+    deleted: bool
+
+
 def parse_version(version: str) -> int | None:
     """``latest``/``-1`` -> None; a positive int -> itself; else the 42202 error."""
     if version in ("latest", "-1"):
@@ -127,15 +136,19 @@ class SchemaStore:
             ).fetchall()
         return [r[0] for r in rows]
 
-    def _live_versions(self, conn: Connection, subject: str) -> list[tuple[int, int, str]]:
-        """(version, id, schema) of non-deleted versions, oldest first."""
+    @staticmethod
+    def _rows(conn: Connection, subject: str) -> list[_Row]:
+        """Every version of ``subject`` (soft-deleted ones too), oldest first."""
         rows = conn.execute(
-            "SELECT v.version, s.id, s.schema FROM schema_registry.versions v"
-            " JOIN schema_registry.schemas s ON s.id = v.schema_id"
-            " WHERE v.subject = %s AND v.deleted = false ORDER BY v.version",
+            "SELECT v.version, s.id, s.schema, s.schema_type, v.deleted FROM schema_registry.versions v"
+            " JOIN schema_registry.schemas s ON s.id = v.schema_id WHERE v.subject = %s ORDER BY v.version",
             (subject,),
         ).fetchall()
-        return [(r[0], r[1], r[2]) for r in rows]
+        return [_Row(*r) for r in rows]
+
+    def _live_versions(self, conn: Connection, subject: str) -> list[tuple[int, int, str]]:
+        """(version, id, schema) of non-deleted versions, oldest first."""
+        return [(r.version, r.id, r.schema) for r in self._rows(conn, subject) if not r.deleted]
 
     def versions(self, subject: str, deleted: bool = False) -> list[int]:
         with self.pool.connection() as conn:
@@ -151,18 +164,13 @@ class SchemaStore:
     def get_version(self, subject: str, version: str, deleted: bool = False) -> Registered:
         wanted = parse_version(version)
         with self.pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT v.version, s.id, s.schema, s.schema_type, v.deleted FROM schema_registry.versions v"
-                " JOIN schema_registry.schemas s ON s.id = v.schema_id WHERE v.subject = %s ORDER BY v.version",
-                (subject,),
-            ).fetchall()
-        visible = [r for r in rows if deleted or not r[4]]
+            visible = [r for r in self._rows(conn, subject) if deleted or not r.deleted]
         if not visible:
             raise errors.subject_not_found(subject)
-        match = visible[-1] if wanted is None else next((r for r in visible if r[0] == wanted), None)
+        match = visible[-1] if wanted is None else next((r for r in visible if r.version == wanted), None)
         if match is None:
             raise errors.version_not_found(subject, version)
-        return Registered(subject, match[0], match[1], match[2], match[3])
+        return Registered(subject, match.version, match.id, match.schema, match.schema_type)
 
     # -- register / lookup --------------------------------------------------------------------
     def register(self, subject: str, schema_text: str, schema_type: str = "AVRO") -> Registered:
@@ -203,16 +211,12 @@ class SchemaStore:
     def lookup(self, subject: str, schema_text: str, deleted: bool = False) -> Registered:
         text = canonical(schema_text)
         with self.pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT v.version, s.id, s.schema, v.deleted FROM schema_registry.versions v"
-                " JOIN schema_registry.schemas s ON s.id = v.schema_id WHERE v.subject = %s ORDER BY v.version",
-                (subject,),
-            ).fetchall()
-        if not any(deleted or not r[3] for r in rows):
+            visible = [r for r in self._rows(conn, subject) if deleted or not r.deleted]
+        if not visible:
             raise errors.subject_not_found(subject)
-        for version, sid, stored, was_deleted in rows:
-            if stored == text and (deleted or not was_deleted):
-                return Registered(subject, version, sid, stored)
+        for r in visible:
+            if r.schema == text:
+                return Registered(subject, r.version, r.id, r.schema, r.schema_type)
         raise errors.schema_not_found()
 
     def test_compatibility(self, subject: str, schema_text: str, version: str | None) -> list[str]:
@@ -235,16 +239,19 @@ class SchemaStore:
         return check(schema_text, target, base)
 
     # -- delete ----------------------------------------------------------------------------
+    def _rows_for_write(self, conn: Connection, subject: str) -> list[_Row]:
+        """Rows of a subject about to change: writable mode, locked, and the subject must exist."""
+        self._require_writable(conn, subject)
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"subject:{subject}",))
+        rows = self._rows(conn, subject)
+        if not rows:
+            raise errors.subject_not_found(subject)
+        return rows
+
     def delete_subject(self, subject: str, permanent: bool) -> list[int]:
         with self.pool.connection() as conn, conn.transaction():
-            self._require_writable(conn, subject)
-            rows = conn.execute(
-                "SELECT version, deleted FROM schema_registry.versions WHERE subject = %s ORDER BY version",
-                (subject,),
-            ).fetchall()
-            if not rows:
-                raise errors.subject_not_found(subject)
-            live = [r[0] for r in rows if not r[1]]
+            rows = self._rows_for_write(conn, subject)
+            live = [r.version for r in rows if not r.deleted]
             if not permanent:
                 if not live:
                     raise errors.subject_soft_deleted(subject)
@@ -255,35 +262,29 @@ class SchemaStore:
             conn.execute("DELETE FROM schema_registry.versions WHERE subject = %s", (subject,))
             conn.execute("DELETE FROM schema_registry.config WHERE subject = %s", (subject,))
             conn.execute("DELETE FROM schema_registry.mode WHERE subject = %s", (subject,))
-            return [r[0] for r in rows]
+            return [r.version for r in rows]
 
     def delete_version(self, subject: str, version: str, permanent: bool) -> int:
         wanted = parse_version(version)
         with self.pool.connection() as conn, conn.transaction():
-            self._require_writable(conn, subject)
-            rows = conn.execute(
-                "SELECT version, deleted FROM schema_registry.versions WHERE subject = %s ORDER BY version",
-                (subject,),
-            ).fetchall()
-            if not rows:
-                raise errors.subject_not_found(subject)
+            rows = self._rows_for_write(conn, subject)
             if wanted is None:
-                live = [r for r in rows if not r[1]]
+                live = [r for r in rows if not r.deleted]
                 if not live:
                     raise errors.subject_not_found(subject)
-                wanted = live[-1][0]
-            row = next((r for r in rows if r[0] == wanted), None)
+                wanted = live[-1].version
+            row = next((r for r in rows if r.version == wanted), None)
             if row is None:
                 raise errors.version_not_found(subject, version)
             if not permanent:
-                if row[1]:
+                if row.deleted:
                     raise errors.version_soft_deleted(subject, wanted)
                 conn.execute(
                     "UPDATE schema_registry.versions SET deleted = true WHERE subject = %s AND version = %s",
                     (subject, wanted),
                 )
             else:
-                if not row[1]:
+                if not row.deleted:
                     raise errors.version_not_soft_deleted(subject, wanted)
                 conn.execute(
                     "DELETE FROM schema_registry.versions WHERE subject = %s AND version = %s", (subject, wanted)
