@@ -1,0 +1,31 @@
+"""Kafka Connect (distributed mode) started by eventlake against the session's broker."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from eventlake.services.connect import ConnectService
+from eventlake.services.kafka import admin_client
+from tests.conftest import MakeSettings
+
+pytestmark = pytest.mark.e2e
+
+
+def test_connect_worker_starts_serves_rest_and_stops(make_settings: MakeSettings, kafka_bootstrap: str) -> None:
+    settings = make_settings("connect", kafka={"bootstrap": kafka_bootstrap}, connect={"enabled": True})
+    svc = ConnectService(settings)
+    assert svc.enabled() and svc.managed
+    svc.start()
+    try:
+        url = svc.endpoint()
+        assert url is not None and svc.check().ok
+        assert httpx.get(f"{url}/connectors", timeout=10).json() == []
+        listed = httpx.get(f"{url}/connector-plugins?connectorsOnly=false", timeout=10).json()
+        plugins = {p["class"].rsplit(".", 1)[-1] for p in listed}
+        assert {"JsonConverter", "InsertField"} <= {p.split("$")[0] for p in plugins}
+        topics = admin_client(kafka_bootstrap).list_topics(timeout=10).topics
+        assert {"_connect-configs", "_connect-offsets", "_connect-status"} <= set(topics)
+    finally:
+        assert svc.stop()
+    assert svc.running_process() is None
