@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, TextColumn
 from rich.table import Table
 
 from eventlake.config import Settings, load_settings
@@ -19,10 +22,11 @@ from eventlake.errors import EventlakeError, UnreachableError
 from eventlake.kafka.admin import provision_topics
 from eventlake.logs import configure_logging
 from eventlake.registry.client import register_schemas
-from eventlake.services import Stack
+from eventlake.services import Stack, endpoints
 from eventlake.services.jvm import fetch_jars
 from eventlake.services.kafka import KafkaService, admin_client
 from eventlake.services.registry import RegistryService
+from eventlake.sources.produce import produce as run_produce
 
 app = typer.Typer(
     name="eventlake",
@@ -109,6 +113,97 @@ def setup_jars() -> None:
     settings = _settings()
     fetch_jars(settings)
     err.print(f"jars ready in {settings.jars_dir}")
+
+
+class SourceChoice(StrEnum):
+    user_activity = "user_activity"
+    iot_sensors = "iot_sensors"
+    transactions = "transactions"
+    all = "all"
+
+
+def _iso_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO-8601 time (e.g. 2026-01-01T00:00:00Z)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@app.command()
+def produce(
+    source: Annotated[SourceChoice, typer.Option(help="Which generator; `all` interleaves the three.")],
+    count: Annotated[int | None, typer.Option(min=1, help="Records per source (default: until Ctrl-C).")] = None,
+    rate: Annotated[float | None, typer.Option(min=0.001, help="Events/s per source (default: unthrottled).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed: same seed (+ --start) = same events.")] = 0,
+    start: Annotated[
+        datetime | None,
+        typer.Option(parser=_iso_time, help="Simulated clock start (ISO-8601): event_time = start + i/rate."),
+    ] = None,
+    faults: Annotated[float, typer.Option(min=0.0, max=1.0, help="Fraction of labelled bad records.")] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+) -> None:
+    """Generate events and send them to raw.<source> as Avro (idempotent producer)."""
+    settings = _settings()
+    live = endpoints(settings)
+    names = list(settings.topics.sources) if source is SourceChoice.all else [source.value]
+    with Progress(
+        *Progress.get_default_columns(), TextColumn("{task.completed} rounds"), console=err, transient=True
+    ) as bar:
+        task = bar.add_task(f"producing {', '.join(names)}", total=count)
+        summary = run_produce(
+            settings,
+            bootstrap=live.kafka_bootstrap,
+            registry_url=live.registry_url,
+            sources=names,
+            count=count,
+            rate=rate,
+            seed=seed,
+            start_ms=int(start.timestamp() * 1000) if start else None,
+            faults=faults,
+            progress=lambda i: bar.update(task, completed=i),
+        )
+    report = {
+        "sent": summary.sent,
+        "delivered": summary.delivered,
+        "failed": summary.failed,
+        "seconds": round(summary.seconds, 3),
+        "events_per_s": round(summary.events_per_s, 1),
+        "interrupted": summary.interrupted,
+        "sources": {
+            n: {
+                "topic": s.topic,
+                "sent": s.sent,
+                "delivered": s.delivered,
+                "failed": s.failed,
+                "faults": dict(s.faults),
+                "anomalies": dict(s.anomalies),
+            }
+            for n, s in summary.sources.items()
+        },
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(report) + "\n")
+    else:
+        table = Table(title=f"produced in {summary.seconds:.1f}s ({summary.events_per_s:,.0f} ev/s)")
+        for col in ("source", "sent", "delivered", "failed", "faults", "anomalies"):
+            table.add_column(col)
+        for n, s in summary.sources.items():
+            table.add_row(
+                n,
+                str(s.sent),
+                str(s.delivered),
+                str(s.failed),
+                ", ".join(f"{k}={v}" for k, v in sorted(s.faults.items())) or "-",
+                ", ".join(f"{k}={v}" for k, v in sorted(s.anomalies.items())) or "-",
+            )
+        out.print(table)
+    if summary.failed:
+        raise EventlakeError(f"{summary.failed} records were not delivered", "see the log for the errors")
+    if summary.interrupted:
+        raise typer.Exit(130)
 
 
 @topics_app.command("create")

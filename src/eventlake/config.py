@@ -169,6 +169,67 @@ class TopicSettings(Section):
         return out | {name: spec for name, spec in self.overrides.items() if name in out}
 
 
+class Range(Section):
+    """Inclusive bounds of a numeric field; either side may be open."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} > max {self.max}")
+        return self
+
+    def contains(self, value: float) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+#: Required (non-null) fields per source: the contract in docs/architecture.md.
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "user_activity": ("event_id", "event_time", "user_id", "session_id", "event_type", "page", "device", "country"),
+    "iot_sensors": ("event_id", "event_time", "device_id", "sensor_type", "value", "unit"),
+    "transactions": (
+        "event_id",
+        "event_time",
+        "transaction_id",
+        "account_id",
+        "merchant_id",
+        "merchant_category",
+        "amount",
+        "currency",
+        "status",
+    ),
+}
+DEFAULT_RANGES: dict[str, dict[str, Range]] = {
+    "user_activity": {"duration_ms": Range(min=0, max=6 * 3600 * 1000)},
+    "iot_sensors": {"value": Range(min=-50, max=5000), "battery_pct": Range(min=0, max=100)},
+    "transactions": {"amount": Range(min=0.01, max=1_000_000)},
+}
+
+
+class SourceSettings(Section):
+    """The simulated sources and what a valid event of each looks like (silver validates this)."""
+
+    #: simulated-clock rate (events/s) when `produce` gets no --rate; sending is then unthrottled
+    default_rate: float = Field(default=100.0, gt=0)
+    #: out-of-order jitter of event_time, within this bound (ms)
+    jitter_ms: int = Field(default=2_000, ge=0)
+    users: int = Field(default=5_000, gt=0)
+    devices: int = Field(default=200, gt=0)
+    accounts: int = Field(default=2_000, gt=0)
+    merchants: int = Field(default=300, gt=0)
+    required: dict[str, tuple[str, ...]] = REQUIRED_FIELDS
+    ranges: dict[str, dict[str, Range]] = DEFAULT_RANGES
+
+
+class StreamingSettings(Section):
+    """Event-time policy shared by producers (late faults) and the streaming jobs."""
+
+    #: events older than the watermark (max event_time - this) are late
+    allowed_lateness_s: int = Field(default=120, ge=0)
+
+
 class ConnectSettings(Section):
     """Kafka Connect worker (distributed mode); off until a pipeline needs it."""
 
@@ -202,6 +263,8 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     connect: ConnectSettings = ConnectSettings()
     topics: TopicSettings = TopicSettings()
+    sources: SourceSettings = SourceSettings()
+    streaming: StreamingSettings = StreamingSettings()
 
     @field_validator("log_level", mode="before")
     @classmethod
