@@ -79,3 +79,13 @@ def s3_endpoint(live: Endpoints) -> str:
 @pytest.fixture(scope="session")
 def registry_url(live: Endpoints) -> str:
     return live.registry_url
+
+
+@pytest.fixture(scope="session")
+def spark(stack: Stack) -> Iterator[Any]:
+    """One SparkSession for the whole test run (getOrCreate takes 10-20 s on 2 cores)."""
+    from eventlake.streaming.session import build_spark  # noqa: PLC0415 - pyspark is slow to import
+
+    session = build_spark(stack.settings, "eventlake-tests")
+    yield session
+    session.stop()

@@ -206,6 +206,40 @@ def produce(
         raise typer.Exit(130)
 
 
+class JobChoice(StrEnum):
+    bronze = "bronze"
+    silver = "silver"
+    gold = "gold"
+    all = "all"
+
+
+@app.command()
+def stream(
+    job: Annotated[JobChoice, typer.Option(help="Which layer to run; `all` runs bronze, silver and gold.")] = (
+        JobChoice.all
+    ),
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Process everything available, then exit 0 (availableNow).")
+    ] = False,
+) -> None:
+    """Run the Spark Structured Streaming jobs (bronze -> silver -> gold)."""
+    from eventlake.streaming.jobs import JOBS, run_jobs  # noqa: PLC0415 - pyspark is slow to import
+
+    settings = _settings()
+    live = endpoints(settings)
+    jobs = list(JOBS) if job is JobChoice.all else [job.value]
+    err.print(
+        f"streaming {', '.join(jobs)} for {', '.join(settings.topics.sources)}"
+        + (" until idle" if until_idle else " (Ctrl-C or SIGTERM stops gracefully)")
+    )
+    counts = run_jobs(settings, live, jobs, until_idle=until_idle)
+    for source, c in counts.items():
+        err.print(
+            f"{source:<14} input={c.input} silver={c.valid} duplicates={c.duplicates} "
+            f"quarantined={sum(c.quarantined.values())}"
+        )
+
+
 @topics_app.command("create")
 def topics_create(
     schemas: Annotated[bool, typer.Option(help="Also register data/schemas/*.avsc in the registry.")] = True,

@@ -224,10 +224,17 @@ class SourceSettings(Section):
 
 
 class StreamingSettings(Section):
-    """Event-time policy shared by producers (late faults) and the streaming jobs."""
+    """Spark and event-time policy, shared by producers (late faults) and the streaming jobs."""
 
-    #: events older than the watermark (max event_time - this) are late
+    #: events older than the watermark (max event_time seen - this) are late
     allowed_lateness_s: int = Field(default=120, ge=0)
+    master: str = "local[2]"
+    shuffle_partitions: int = Field(default=2, gt=0)
+    driver_memory: str = Field(default="2g", pattern=r"^\d+[mMgG]$")
+    trigger_s: float = Field(default=2.0, gt=0)
+    max_offsets_per_trigger: int = Field(default=200_000, gt=0)
+    #: checkpoints; default <home>/checkpoints (put it next to an S3 lake in production)
+    checkpoint_dir: str | None = None
 
 
 class ConnectSettings(Section):

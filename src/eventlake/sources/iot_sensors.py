@@ -88,13 +88,22 @@ class IotSensorsGenerator(Generator):
         else:
             r = self.rng.random()
             if r < P_SPIKE:
-                value += self.rng.choice((-1, 1)) * self.rng.uniform(8, 15) * noise * 4
+                # Quantities that cannot go below zero (ppm, %RH, mm/s) only spike upwards.
+                sign = self.rng.choice((-1, 1)) if d.type in ("TEMPERATURE", "PRESSURE") else 1
+                value += sign * self.rng.uniform(8, 15) * noise * 4
                 anomaly = "spike"
             elif r < P_SPIKE + P_STUCK:
                 d.stuck_left, d.stuck_value, anomaly = self.rng.randrange(5, 20), round(value, 2), "stuck"
                 value = d.stuck_value
             elif r < P_SPIKE + P_STUCK + P_DROPOUT:
                 d.silent, anomaly = self.rng.randrange(20, 60), "dropout"
+        # Genuine readings stay physically plausible: within the configured valid range.
+        bounds = self.settings.sources.ranges.get(self.name, {}).get("value")
+        if bounds is not None:
+            value = min(
+                max(value, bounds.min if bounds.min is not None else value),
+                bounds.max if bounds.max is not None else value,
+            )
         if d.battery is not None:
             d.battery = max(1.0, d.battery - 0.001)
         site, lat, lon = d.site

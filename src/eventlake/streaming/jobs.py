@@ -1,0 +1,90 @@
+"""Run the jobs: a short function from config to queries (and, with ``until_idle``, to completion)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming.query import StreamingQuery
+
+from eventlake.config import Settings
+from eventlake.services import Endpoints
+from eventlake.streaming.bronze import start_bronze
+from eventlake.streaming.gold import start_gold
+from eventlake.streaming.silver import SilverCounts, start_silver
+from eventlake.streaming.state import ensure_state_tables
+
+log = logging.getLogger(__name__)
+
+JOBS = ("bronze", "silver", "gold")
+
+
+def start_jobs(
+    spark: SparkSession,
+    settings: Settings,
+    live: Endpoints,
+    jobs: Sequence[str],
+    *,
+    until_idle: bool,
+    counts: dict[str, SilverCounts] | None = None,
+) -> list[StreamingQuery]:
+    """Start the asked layers for every source. With ``until_idle`` each layer runs to completion
+    (``availableNow``) before the next starts, so one call processes everything end to end."""
+    ensure_state_tables(live.postgres_url)
+    counts = counts if counts is not None else {}
+    started: list[StreamingQuery] = []
+    for job in JOBS:
+        if job not in jobs:
+            continue
+        layer: list[StreamingQuery] = []
+        for source in settings.topics.sources:
+            if job == "bronze":
+                q = start_bronze(spark, settings, source, live.kafka_bootstrap, until_idle=until_idle)
+            elif job == "silver":
+                q = start_silver(
+                    spark,
+                    settings,
+                    source,
+                    bootstrap=live.kafka_bootstrap,
+                    registry_url=live.registry_url,
+                    postgres_url=live.postgres_url,
+                    until_idle=until_idle,
+                    counts=counts.setdefault(source, SilverCounts()),
+                )
+            else:
+                q = start_gold(spark, settings, source, postgres_url=live.postgres_url, until_idle=until_idle)
+            layer.append(q)
+        if until_idle:
+            for q in layer:
+                q.awaitTermination()
+                if q.exception() is not None:
+                    raise RuntimeError(f"query {q.name} failed: {q.exception()}")
+        started += layer
+    return started
+
+
+def run_jobs(settings: Settings, live: Endpoints, jobs: Sequence[str], *, until_idle: bool) -> dict[str, SilverCounts]:
+    """Build the session, run the jobs; without ``until_idle`` block until SIGTERM/Ctrl-C, then stop
+    the queries gracefully (each finishes its current micro-batch)."""
+    from eventlake.streaming.session import build_spark  # noqa: PLC0415 - keeps pyspark out of module import
+
+    spark = build_spark(settings)
+    counts: dict[str, SilverCounts] = {}
+    queries = start_jobs(spark, settings, live, jobs, until_idle=until_idle, counts=counts)
+    if until_idle:
+        return counts
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set():
+        failed = [q for q in queries if not q.isActive and q.exception() is not None]
+        if failed:
+            raise RuntimeError(f"query {failed[0].name} failed: {failed[0].exception()}")
+        stop.wait(1.0)
+    log.info("stopping streaming queries")
+    for q in queries:
+        q.stop()
+    return counts

@@ -1,0 +1,88 @@
+"""The SparkSession every job uses: Maven-fetched extension jars, Delta, small-machine defaults.
+
+A real cluster works by config alone (``EVENTLAKE_STREAMING_MASTER=spark://...`` or
+``k8s://...``); the jars are shipped with ``spark.jars``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from eventlake.config import Settings
+from eventlake.services.jvm import classpath, find_java
+from eventlake.services.lake import s3_endpoint
+from eventlake.services.s3 import LOCAL_DUMMY_KEY
+
+_JAR = re.compile(r"^(?P<artifact>.+?)-(?P<version>\d[\w.\-]*)\.jar$")
+# Transitive jars that pyspark already ships in another version, or that only serve an old one.
+_SKIP = {"shims"}
+
+
+def _artifact(jar: Path) -> str:
+    m = _JAR.match(jar.name)
+    return m.group("artifact") if m else jar.stem
+
+
+def extension_jars(settings: Settings) -> list[Path]:
+    """Our Spark jars minus every artifact pyspark ships itself (its versions win, no clashes)."""
+    import pyspark  # noqa: PLC0415 - heavy, and only needed here
+
+    bundled = {_artifact(j) for j in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
+    return [j for j in classpath(settings, "spark") if _artifact(j) not in bundled | _SKIP]
+
+
+def build_spark(settings: Settings, app_name: str = "eventlake") -> SparkSession:
+    """Create (or return the running) SparkSession configured for eventlake."""
+    cfg = settings.streaming
+    java = find_java(settings)
+    os.environ.setdefault("JAVA_HOME", str(java.path.parent.parent))
+    # Python workers must run the same interpreter as the driver (the venv's).
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(cfg.master)
+        .config("spark.jars", ",".join(str(j) for j in extension_jars(settings)))
+        .config("spark.driver.memory", cfg.driver_memory)
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        .config("spark.sql.shuffle.partitions", str(cfg.shuffle_partitions))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config(
+            "spark.sql.streaming.stateStore.providerClass",
+            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+        )
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.databricks.delta.optimizeMetadataQuery.enabled", "true")
+        .config("spark.sql.adaptive.enabled", "true")
+        # Delta's snapshot reconstruction defaults to 50 partitions: far too many for a laptop.
+        .config("spark.databricks.delta.snapshotPartitions", str(cfg.shuffle_partitions))
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+    if settings.lake_uri.startswith(("s3://", "s3a://")):
+        s3 = settings.s3
+        key = s3.access_key_id.get_secret_value() if s3.access_key_id else (LOCAL_DUMMY_KEY if s3.local else None)
+        secret = s3.secret_access_key.get_secret_value() if s3.secret_access_key else key
+        endpoint = s3_endpoint(settings)
+        builder = builder.config("spark.hadoop.fs.s3a.path.style.access", "true").config(
+            "spark.hadoop.fs.s3.impl", "org.apache.hadoop.fs.s3a.S3AFileSystem"
+        )
+        if endpoint:
+            builder = builder.config("spark.hadoop.fs.s3a.endpoint", endpoint).config(
+                "spark.hadoop.fs.s3a.connection.ssl.enabled", str(endpoint.startswith("https")).lower()
+            )
+        if key and secret:
+            builder = builder.config("spark.hadoop.fs.s3a.access.key", key).config(
+                "spark.hadoop.fs.s3a.secret.key", secret
+            )
+        builder = builder.config("spark.hadoop.fs.s3a.endpoint.region", s3.region)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

@@ -1,0 +1,271 @@
+"""Silver: decode, validate, de-duplicate; the rest goes to quarantine and the DLQ with a reason.
+
+Per micro-batch of bronze rows (``foreachBatch``):
+
+1. **Decode** the Confluent wire format in the JVM: magic byte 0, 4-byte schema id, Avro body
+   (``from_avro`` with the writer schema of that id and the subject's latest schema as reader, so
+   several schema versions in one topic land in one shape; a new version mid-stream just works).
+2. **Validate** required fields (non-null) and ranges from ``sources.required``/``sources.ranges``.
+3. **Late**: an event is late if it is older than the newest event seen before it *in the same
+   Kafka partition* minus ``streaming.allowed_lateness_s``. Deterministic whatever the batch
+   boundaries, and replay-safe (the previous batches' maxima are stored per batch id).
+4. **De-duplicate** by ``event_id``: first occurrence in the batch, then an insert-only MERGE into
+   ``silver/<source>`` (a later duplicate of an event already in silver is dropped too). Replaying a
+   batch inserts nothing twice: silver is exactly-once.
+5. Everything invalid is appended to ``quarantine/<source>`` (idempotent: ``txnAppId``/``txnVersion``)
+   with the original bytes and a reason, and sent to ``dlq.<source>`` with an ``eventlake-reason``
+   header. The DLQ topic is at-least-once: a replayed batch re-sends; consumers de-duplicate on the
+   ``eventlake-source-offset`` header.
+
+Reasons: ``not_wire_format``, ``unknown_schema_id``, ``undecodable``, ``null_required:<field>``,
+``out_of_range:<field>``, ``late``. Duplicates are counted, not quarantined.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from delta.tables import DeltaTable
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.avro.functions import from_avro
+from pyspark.sql.streaming.query import StreamingQuery
+
+from eventlake.config import Settings
+from eventlake.streaming.paths import checkpoint, table
+from eventlake.streaming.schemas import SchemaCache
+from eventlake.streaming.state import save_watermarks, watermarks_before
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SilverCounts:
+    """What one source's silver query did so far (per process)."""
+
+    input: int = 0
+    valid: int = 0
+    duplicates: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+
+
+def _reason(settings: Settings, source: str, known_ids: list[int]) -> Column:
+    required = settings.sources.required[source]
+    ranges = settings.sources.ranges.get(source, {})
+    rule = F.when(
+        (F.length("value") < 5) | (F.hex(F.expr("substring(value, 1, 1)")) != "00"), F.lit("not_wire_format")
+    ).when(~F.col("_schema_id").isin(known_ids) if known_ids else F.lit(True), F.lit("unknown_schema_id"))
+    rule = rule.when(F.col("_rec").isNull(), F.lit("undecodable"))
+    for f in required:
+        rule = rule.when(F.col(f"_rec.{f}").isNull(), F.lit(f"null_required:{f}"))
+    for f, bounds in ranges.items():
+        value = F.col(f"_rec.{f}")
+        bad = F.lit(False)
+        if bounds.min is not None:
+            bad = bad | (value < F.lit(bounds.min))
+        if bounds.max is not None:
+            bad = bad | (value > F.lit(bounds.max))
+        rule = rule.when(value.isNotNull() & bad, F.lit(f"out_of_range:{f}"))
+    return rule
+
+
+def make_silver_batch(
+    spark: SparkSession,
+    settings: Settings,
+    source: str,
+    *,
+    bootstrap: str,
+    registry_url: str,
+    postgres_url: str,
+    counts: SilverCounts,
+) -> Callable[[DataFrame, int], None]:
+    """The ``foreachBatch`` function of one source's silver query."""
+    name = f"silver_{source}"
+    schemas = SchemaCache(registry_url, f"{settings.topics.raw(source)}-value")
+    silver_path = table(settings, "silver", source)
+    quarantine_path = table(settings, "quarantine", source)
+    lateness = settings.streaming.allowed_lateness_s
+
+    def process(batch: DataFrame, batch_id: int) -> None:
+        batch = batch.withColumn(
+            "_schema_id",
+            F.when(
+                (F.length("value") >= 5) & (F.hex(F.expr("substring(value, 1, 1)")) == "00"),
+                F.conv(F.hex(F.expr("substring(value, 2, 4)")), 16, 10).cast("bigint"),
+            ),
+        ).persist()
+        try:
+            reader = schemas.latest()
+            ids = [r[0] for r in batch.select("_schema_id").distinct().collect() if r[0] is not None]
+            writers = {i: w for i in ids if (w := schemas.writer(i)) is not None}
+            known = list(writers)
+            payload = F.expr("substring(value, 6, length(value) - 5)")
+            branches = [
+                F.when(F.col("_schema_id") == i, from_avro(payload, w, {"mode": "PERMISSIVE", "avroSchema": reader}))
+                for i, w in writers.items()
+            ]
+            decoded = batch.withColumn("_rec", F.coalesce(*branches) if branches else F.lit(None))
+            checked = decoded.withColumn("_reason", _reason(settings, source, known))
+            # Late: compare with the newest earlier event of the same partition (this and past batches).
+            prior = watermarks_before(postgres_url, name, batch_id)
+            prior_col = F.lit(None).cast("timestamp")
+            for p, t in prior.items():
+                prior_col = F.when(F.col("partition") == p, F.lit(t)).otherwise(prior_col)
+            earlier = Window.partitionBy("partition").orderBy("offset").rowsBetween(Window.unboundedPreceding, -1)
+            ok = checked.where(F.col("_reason").isNull())
+            ok = ok.withColumn("_newest", F.greatest(F.max("_rec.event_time").over(earlier), prior_col))
+            ok = ok.withColumn(
+                "_reason",
+                F.when(
+                    F.col("_rec.event_time") < F.col("_newest") - F.expr(f"INTERVAL {lateness} SECONDS"), F.lit("late")
+                ),
+            ).drop("_newest")
+            classified = checked.where(F.col("_reason").isNotNull()).unionByName(ok).persist()
+            maxima = (
+                classified.where(F.col("_reason").isNull())
+                .groupBy("partition")
+                .agg(F.max("_rec.event_time").alias("m"))
+                .collect()
+            )
+            _write_quarantine(
+                classified.where(F.col("_reason").isNotNull()),
+                settings,
+                source,
+                path=quarantine_path,
+                query=name,
+                batch_id=batch_id,
+                bootstrap=bootstrap,
+                counts=counts,
+            )
+            valid = classified.where(F.col("_reason").isNull())
+            first = Window.partitionBy("_rec.event_id").orderBy("partition", "offset")
+            unique = (
+                valid.withColumn("_n", F.row_number().over(first))
+                .where("_n = 1")
+                .select(
+                    "_rec.*",
+                    F.col("partition").alias("_kafka_partition"),
+                    F.col("offset").alias("_kafka_offset"),
+                    F.col("_schema_id"),
+                )
+            )
+            n_valid = valid.count()
+            inserted = _merge_insert(spark, unique, silver_path)
+            save_watermarks(postgres_url, name, batch_id, [(r["partition"], r["m"]) for r in maxima])
+            counts.input += batch.count()
+            counts.valid += inserted
+            counts.duplicates += n_valid - inserted
+            classified.unpersist()
+            log.info(
+                "silver batch",
+                extra={"query": name, "batch_id": batch_id, "inserted": inserted, "duplicates": n_valid - inserted},
+            )
+        finally:
+            batch.unpersist()
+
+    return process
+
+
+def _merge_insert(spark: SparkSession, rows: DataFrame, path: str) -> int:
+    """Insert rows whose event_id is not in the table yet; returns how many were inserted."""
+    if not DeltaTable.isDeltaTable(spark, path):
+        DeltaTable.createIfNotExists(spark).location(path).addColumns(rows.schema).execute()
+    target = DeltaTable.forPath(spark, path)
+    (
+        target.alias("t")
+        .merge(rows.alias("s"), "t.event_id = s.event_id")
+        .whenNotMatchedInsertAll()
+        .withSchemaEvolution()
+        .execute()
+    )
+    metrics = target.history(1).select("operationMetrics").collect()[0][0] or {}
+    return int(metrics.get("numTargetRowsInserted", 0))
+
+
+def _write_quarantine(
+    bad: DataFrame,
+    settings: Settings,
+    source: str,
+    *,
+    path: str,
+    query: str,
+    batch_id: int,
+    bootstrap: str,
+    counts: SilverCounts,
+) -> None:
+    rows = bad.select(
+        "key",
+        "value",
+        "topic",
+        "partition",
+        "offset",
+        "kafka_timestamp",
+        "_schema_id",
+        F.col("_reason").alias("reason"),
+        F.current_timestamp().alias("quarantined_at"),
+    ).persist()
+    try:
+        if rows.isEmpty():
+            return
+        (
+            rows.write.format("delta")
+            .mode("append")
+            .option("txnAppId", f"{query}_quarantine")
+            .option("txnVersion", batch_id)
+            .save(path)
+        )
+        for r in rows.groupBy("reason").count().collect():
+            counts.quarantined[r["reason"]] = counts.quarantined.get(r["reason"], 0) + int(r["count"])
+        headers = F.array(
+            F.struct(F.lit("eventlake-reason").alias("key"), F.col("reason").cast("binary").alias("value")),
+            F.struct(
+                F.lit("eventlake-source-offset").alias("key"),
+                F.concat_ws(":", "topic", "partition", "offset").cast("binary").alias("value"),
+            ),
+        )
+        (
+            rows.select("key", "value", headers.alias("headers"))
+            .write.format("kafka")
+            .option("kafka.bootstrap.servers", bootstrap)
+            .option("topic", settings.topics.dlq(source))
+            .save()
+        )
+    finally:
+        rows.unpersist()
+
+
+def start_silver(
+    spark: SparkSession,
+    settings: Settings,
+    source: str,
+    *,
+    bootstrap: str,
+    registry_url: str,
+    postgres_url: str,
+    until_idle: bool,
+    counts: SilverCounts,
+) -> StreamingQuery:
+    name = f"silver_{source}"
+    process = make_silver_batch(
+        spark,
+        settings,
+        source,
+        bootstrap=bootstrap,
+        registry_url=registry_url,
+        postgres_url=postgres_url,
+        counts=counts,
+    )
+    stream = spark.readStream.format("delta").load(table(settings, "bronze", source))
+    writer = (
+        stream.writeStream.queryName(name)
+        .foreachBatch(process)
+        .option("checkpointLocation", checkpoint(settings, name))
+    )
+    writer = (
+        writer.trigger(availableNow=True)
+        if until_idle
+        else writer.trigger(processingTime=f"{settings.streaming.trigger_s} seconds")
+    )
+    return writer.start()

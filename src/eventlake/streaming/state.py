@@ -1,0 +1,55 @@
+"""Small per-query state in PostgreSQL: committed batches and per-partition event-time watermarks.
+
+Both are keyed by batch id, so that a replayed batch (after a crash between the sink commit and
+Spark's checkpoint commit) sees exactly the state it saw the first time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import psycopg
+
+DDL = """
+CREATE TABLE IF NOT EXISTS eventlake_stream_commits (
+    query        text NOT NULL,
+    batch_id     bigint NOT NULL,
+    rows_written bigint NOT NULL,
+    committed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (query, batch_id)
+);
+CREATE TABLE IF NOT EXISTS eventlake_stream_watermarks (
+    query           text NOT NULL,
+    batch_id        bigint NOT NULL,
+    kafka_partition integer NOT NULL,
+    max_event_time  timestamptz NOT NULL,
+    PRIMARY KEY (query, batch_id, kafka_partition)
+);
+"""
+
+
+def ensure_state_tables(url: str) -> None:
+    with psycopg.connect(url) as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('eventlake_stream_state'))")
+        conn.execute(DDL)
+
+
+def watermarks_before(url: str, query: str, batch_id: int) -> dict[int, dt.datetime]:
+    """Per-partition max event time over all batches before ``batch_id``."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT kafka_partition, max(max_event_time) FROM eventlake_stream_watermarks"
+            " WHERE query = %s AND batch_id < %s GROUP BY kafka_partition",
+            (query, batch_id),
+        ).fetchall()
+    return {int(p): t for p, t in rows}
+
+
+def save_watermarks(url: str, query: str, batch_id: int, maxima: Iterable[tuple[int, dt.datetime]]) -> None:
+    with psycopg.connect(url) as conn:
+        conn.cursor().executemany(
+            "INSERT INTO eventlake_stream_watermarks (query, batch_id, kafka_partition, max_event_time)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(query, batch_id, p, t) for p, t in maxima],
+        )
