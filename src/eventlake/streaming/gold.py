@@ -163,9 +163,11 @@ def make_gold_batch(spark: SparkSession, settings: Settings, spec: GoldSpec, pos
         result = aggregate(affected, spec).persist()
         try:
             rows = [tuple(r[c] for c in spec.columns) for r in result.collect()]
-            if upsert(postgres_url, spec, name, batch_id, rows):
-                _merge_delta(spark, result, gold_path, spec)
-                log.info("gold batch", extra={"query": name, "batch_id": batch_id, "rows": len(rows)})
+            # Delta first: the merge is idempotent (recomputed values), so a crash before the
+            # PostgreSQL commit below just redoes it; the PostgreSQL batch then applies once.
+            _merge_delta(spark, result, gold_path, spec)
+            applied = upsert(postgres_url, spec, name, batch_id, rows)
+            log.info("gold batch", extra={"query": name, "batch_id": batch_id, "rows": len(rows), "applied": applied})
         finally:
             result.unpersist()
 

@@ -16,6 +16,7 @@ from eventlake.streaming.bronze import start_bronze
 from eventlake.streaming.gold import start_gold
 from eventlake.streaming.silver import SilverCounts, start_silver
 from eventlake.streaming.state import ensure_state_tables
+from eventlake.streaming.tables import ensure_tables
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def start_jobs(
     """Start the asked layers for every source. With ``until_idle`` each layer runs to completion
     (``availableNow``) before the next starts, so one call processes everything end to end."""
     ensure_state_tables(live.postgres_url)
+    ensure_tables(spark, settings, live.registry_url)
     counts = counts if counts is not None else {}
     started: list[StreamingQuery] = []
     for job in JOBS:

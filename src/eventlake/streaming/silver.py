@@ -106,7 +106,9 @@ def make_silver_batch(
                 F.when(F.col("_schema_id") == i, from_avro(payload, w, {"mode": "PERMISSIVE", "avroSchema": reader}))
                 for i, w in writers.items()
             ]
-            decoded = batch.withColumn("_rec", F.coalesce(*branches) if branches else F.lit(None))
+            # No decodable id in this batch: still a (null) struct of the reader's shape.
+            none = from_avro(F.lit(None).cast("binary"), reader)
+            decoded = batch.withColumn("_rec", F.coalesce(*branches, none))
             checked = decoded.withColumn("_reason", _reason(settings, source, known))
             # Late: compare with the newest earlier event of the same partition (this and past batches).
             prior = watermarks_before(postgres_url, name, batch_id)

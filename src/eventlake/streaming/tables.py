@@ -1,0 +1,74 @@
+"""Create the bronze and silver Delta tables up front, so downstream queries can start on them
+before the first record arrives (a Delta stream cannot start on a path that is not a table)."""
+
+from __future__ import annotations
+
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.avro.functions import from_avro
+from pyspark.sql.types import (
+    ArrayType,
+    BinaryType,
+    DataType,
+    IntegerType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from eventlake.config import Settings
+from eventlake.streaming.paths import table
+from eventlake.streaming.schemas import SchemaCache
+
+BRONZE_SCHEMA = StructType(
+    [
+        StructField("key", BinaryType()),
+        StructField("value", BinaryType()),
+        StructField("topic", StringType()),
+        StructField("partition", IntegerType()),
+        StructField("offset", LongType()),
+        StructField("kafka_timestamp", TimestampType()),
+        StructField(
+            "headers", ArrayType(StructType([StructField("key", StringType()), StructField("value", BinaryType())]))
+        ),
+    ]
+)
+SILVER_META = [
+    StructField("_kafka_partition", IntegerType()),
+    StructField("_kafka_offset", LongType()),
+    StructField("_schema_id", LongType()),
+]
+
+
+def nullable(dt: DataType) -> DataType:
+    """The same type with every level nullable (decoding is PERMISSIVE, so Spark sees nullables)."""
+    if isinstance(dt, StructType):
+        return StructType([StructField(f.name, nullable(f.dataType), True) for f in dt.fields])
+    if isinstance(dt, ArrayType):
+        return ArrayType(nullable(dt.elementType), True)
+    if isinstance(dt, MapType):
+        return MapType(dt.keyType, nullable(dt.valueType), True)
+    return dt
+
+
+def silver_schema(spark: SparkSession, reader_schema: str) -> StructType:
+    """The silver columns: the Avro reader schema as Spark decodes it, plus Kafka coordinates."""
+    decoded = spark.range(0).select(from_avro(F.lit(b""), reader_schema).alias("r")).select("r.*").schema
+    shaped = nullable(decoded)
+    assert isinstance(shaped, StructType)
+    return StructType([*shaped.fields, *SILVER_META])
+
+
+def ensure_tables(spark: SparkSession, settings: Settings, registry_url: str) -> None:
+    for source in settings.topics.sources:
+        DeltaTable.createIfNotExists(spark).location(table(settings, "bronze", source)).addColumns(
+            BRONZE_SCHEMA
+        ).execute()
+        reader = SchemaCache(registry_url, f"{settings.topics.raw(source)}-value").latest()
+        DeltaTable.createIfNotExists(spark).location(table(settings, "silver", source)).addColumns(
+            silver_schema(spark, reader)
+        ).execute()
