@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -101,10 +102,48 @@ def down() -> None:
 
 
 @app.command()
-def run() -> None:
-    """The live demo: bring the stack up, provision topics and schemas, show the status."""
+def run(
+    rate: Annotated[float, typer.Option(min=0.1, help="Events/s per source of the demo stream.")] = 20.0,
+    faults: Annotated[float, typer.Option(min=0.0, max=1.0, help="Fraction of labelled bad records.")] = 0.02,
+) -> None:
+    """The live demo: stack up, topics and schemas, a steady produced stream, the streaming jobs.
+
+    Runs until Ctrl-C/SIGTERM, then stops the producer and the queries gracefully.
+    """
+    from eventlake.streaming.jobs import JOBS, run_jobs  # noqa: PLC0415 - pyspark is slow to import
+
     up()
     topics_create(schemas=True, strict=False)
+    settings = _settings()
+    live = endpoints(settings)
+    stop = threading.Event()
+
+    def demo_stream() -> None:
+        try:
+            run_produce(
+                settings,
+                bootstrap=live.kafka_bootstrap,
+                registry_url=live.registry_url,
+                sources=list(settings.topics.sources),
+                count=None,
+                rate=rate,
+                faults=faults,
+                stop=stop,
+            )
+        except EventlakeError as ex:
+            err.print(f"error: producer stopped: {ex}", markup=False)
+
+    producer = threading.Thread(target=demo_stream, name="demo-producer", daemon=True)
+    producer.start()
+    err.print(
+        f"producing {rate:g} ev/s per source; streaming into {settings.lake_uri} and PostgreSQL "
+        "gold_* tables. Ctrl-C stops."
+    )
+    try:
+        run_jobs(settings, live, list(JOBS), until_idle=False)
+    finally:
+        stop.set()
+        producer.join(timeout=60)
 
 
 @setup_app.command("jars")
