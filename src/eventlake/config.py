@@ -231,7 +231,7 @@ class StreamingSettings(Section):
     master: str = "local[2]"
     shuffle_partitions: int = Field(default=2, gt=0)
     driver_memory: str = Field(default="2g", pattern=r"^\d+[mMgG]$")
-    trigger_s: float = Field(default=2.0, gt=0)
+    trigger_s: float = Field(default=5.0, gt=0)
     max_offsets_per_trigger: int = Field(default=200_000, gt=0)
     #: checkpoints; default <home>/checkpoints (put it next to an S3 lake in production)
     checkpoint_dir: str | None = None
