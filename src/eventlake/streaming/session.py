@@ -66,7 +66,7 @@ def build_spark(settings: Settings, app_name: str = "eventlake") -> SparkSession
         .config("spark.databricks.delta.snapshotPartitions", str(cfg.shuffle_partitions))
         .config("spark.ui.showConsoleProgress", "false")
     )
-    if settings.lake_uri.startswith(("s3://", "s3a://")):
+    if settings.lake_uri.startswith(("s3://", "s3a://")) or settings.s3.local or settings.s3.endpoint:
         s3 = settings.s3
         key = s3.access_key_id.get_secret_value() if s3.access_key_id else (LOCAL_DUMMY_KEY if s3.local else None)
         secret = s3.secret_access_key.get_secret_value() if s3.secret_access_key else key
