@@ -62,6 +62,27 @@ def _minute(t: dt.datetime) -> dt.datetime:
     return t.replace(second=0, microsecond=0)
 
 
+def p95(values: list[float]) -> float:
+    """Exact percentile with linear interpolation between closest ranks."""
+    ordered = sorted(values)
+    pos = 0.95 * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def sliding_transactions(records: list[dict[str, Any]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """5-minute windows sliding by 1 minute: (window_start, category) -> (count, amount sum)."""
+    acc: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0, 0.0])
+    for r in records:
+        first = _minute(r["event_time"]) - dt.timedelta(minutes=4)
+        for k in range(5):
+            cell = acc[(first + dt.timedelta(minutes=k), r["merchant_category"])]
+            cell[0] += 1
+            cell[1] += r["amount"]
+    return {key: (int(c), s) for key, (c, s) in acc.items()}
+
+
 def gold(source: str, records: list[dict[str, Any]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     """{(window_start, *group keys): (*aggregates)} in the contract's column order."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -78,7 +99,7 @@ def gold(source: str, records: list[dict[str, Any]]) -> dict[tuple[Any, ...], tu
             out[key] = (len(rows), len({r["user_id"] for r in rows}))
         elif source == "iot_sensors":
             values = [r["value"] for r in rows]
-            out[key] = (len(rows), sum(values) / len(values), min(values), max(values))
+            out[key] = (len(rows), sum(values) / len(values), min(values), max(values), p95(values))
         else:
             out[key] = (len(rows), sum(r["amount"] for r in rows), sum(r["status"] == "DECLINED" for r in rows))
     return out

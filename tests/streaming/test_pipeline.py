@@ -63,8 +63,10 @@ def delta_rows(settings: Settings, layer: str, name: str) -> list[dict[str, Any]
     return DeltaTable(uri, storage_options=options).to_pyarrow_table().to_pylist()
 
 
-def assert_gold_matches(settings: Settings, source: str, expected: dict[tuple[Any, ...], tuple[Any, ...]]) -> None:
-    spec = SPECS_BY_SOURCE[source]
+def assert_gold_matches(
+    settings: Settings, source: str, expected: dict[tuple[Any, ...], tuple[Any, ...]], table: str | None = None
+) -> None:
+    spec = next(s for s in SPECS_BY_SOURCE[source] if table is None or s.table == table)
     keys = ", ".join(spec.key_columns)
     aggs = ", ".join(a for a, _, _ in spec.aggs)
     url = endpoints(settings).postgres_url
@@ -112,6 +114,9 @@ def test_seeded_pipeline_with_faults_equals_independent_recompute(
         raw = recompute.read_topic(live.kafka_bootstrap, live.registry_url, settings.topics.raw(source), n)
         assert raw.total == n and sum(raw.labels.values()) == n * fraction
         assert_gold_matches(settings, source, recompute.gold(source, raw.records))
+        if source == "transactions":
+            sliding = recompute.sliding_transactions(raw.records)
+            assert_gold_matches(settings, source, sliding, table="gold_transactions_5m_sliding")
 
         bronze = DeltaTable(f"{lake}/bronze/{source}").to_pyarrow_table()
         silver = DeltaTable(f"{lake}/silver/{source}").to_pyarrow_table()

@@ -37,6 +37,8 @@ class GoldSpec:
     source: str
     keys: tuple[tuple[str, str], ...]  # (column, pg type)
     aggs: tuple[tuple[str, str, str], ...]  # (column, spark sql aggregate, pg type)
+    window_minutes: int = 1
+    slide_minutes: int = 1  # == window_minutes: tumbling; smaller: sliding
 
     @property
     def key_columns(self) -> list[str]:
@@ -63,6 +65,8 @@ GOLD_SPECS: tuple[GoldSpec, ...] = (
             ("avg_value", "avg(value)", "double precision"),
             ("min_value", "min(value)", "double precision"),
             ("max_value", "max(value)", "double precision"),
+            # Extension beyond the contract columns: exact 95th percentile (linear interpolation).
+            ("p95_value", "percentile(value, 0.95)", "double precision"),
         ),
     ),
     GoldSpec(
@@ -75,8 +79,19 @@ GOLD_SPECS: tuple[GoldSpec, ...] = (
             ("declined_count", "count_if(status = 'DECLINED')", "bigint"),
         ),
     ),
+    # Sliding: 5-minute windows every minute, so each event counts in five rows.
+    GoldSpec(
+        "gold_transactions_5m_sliding",
+        "transactions",
+        keys=(("merchant_category", "text"),),
+        aggs=(("txn_count", "count(*)", "bigint"), ("amount_sum", "sum(amount)", "double precision")),
+        window_minutes=5,
+        slide_minutes=1,
+    ),
 )
-SPECS_BY_SOURCE = {s.source: s for s in GOLD_SPECS}
+SPECS_BY_SOURCE: dict[str, tuple[GoldSpec, ...]] = {
+    src: tuple(s for s in GOLD_SPECS if s.source == src) for src in {s.source for s in GOLD_SPECS}
+}
 
 
 def ensure_gold_table(url: str, spec: GoldSpec) -> None:
@@ -123,8 +138,8 @@ def upsert(url: str, spec: GoldSpec, query: str, batch_id: int, rows: list[tuple
 
 
 def aggregate(silver: DataFrame, spec: GoldSpec) -> DataFrame:
-    """The spec's exact aggregates per 1-minute window of ``silver``."""
-    w = F.window("event_time", "1 minute")
+    """The spec's exact aggregates per event-time window of ``silver``."""
+    w = F.window("event_time", f"{spec.window_minutes} minutes", f"{spec.slide_minutes} minutes")
     return (
         silver.groupBy(w.alias("w"), *(k for k, _ in spec.keys))
         .agg(*(F.expr(expr).alias(name) for name, expr, _ in spec.aggs))
@@ -137,41 +152,82 @@ def aggregate(silver: DataFrame, spec: GoldSpec) -> DataFrame:
     )
 
 
+def touched_windows(batch: DataFrame, spec: GoldSpec) -> DataFrame:
+    """Start times of every window the batch's events fall in (one for tumbling, several if sliding)."""
+    minute = F.date_trunc("minute", "event_time")
+    back = spec.window_minutes - spec.slide_minutes
+    starts = F.sequence(
+        minute - F.expr(f"INTERVAL {back} MINUTES"), minute, F.expr(f"INTERVAL {spec.slide_minutes} MINUTES")
+    )
+    return batch.select(F.explode(starts).alias("ws")).distinct()
+
+
 BatchFn = Callable[[DataFrame, int], None]
 
 
-def make_gold_batch(spark: SparkSession, settings: Settings, spec: GoldSpec, postgres_url: str) -> BatchFn:
-    name = f"gold_{spec.source}"
-    silver_path = table(settings, "silver", spec.source)
-    gold_path = table(settings, "gold", spec.table)
+def make_gold_batch(spark: SparkSession, settings: Settings, source: str, postgres_url: str) -> BatchFn:
+    """Recompute, for each gold table of ``source``, the windows a batch of silver rows touches."""
+    name = f"gold_{source}"
+    silver_path = table(settings, "silver", source)
+    specs = SPECS_BY_SOURCE[source]
 
     def process(batch: DataFrame, batch_id: int) -> None:
-        touched = batch.select(F.date_trunc("minute", "event_time").alias("ws")).distinct()
-        bounds = touched.agg(F.min("ws"), F.max("ws")).collect()[0]
-        if bounds[0] is None:
-            upsert(postgres_url, spec, name, batch_id, [])
+        batch = batch.select("event_time").persist()
+        try:
+            for spec in specs:
+                _apply(
+                    spark,
+                    spec,
+                    batch,
+                    batch_id,
+                    query=f"{name}:{spec.table}",
+                    silver_path=silver_path,
+                    gold_path=table(settings, "gold", spec.table),
+                    postgres_url=postgres_url,
+                )
+        finally:
+            batch.unpersist()
+
+    return process
+
+
+def _apply(
+    spark: SparkSession,
+    spec: GoldSpec,
+    batch: DataFrame,
+    batch_id: int,
+    *,
+    query: str,
+    silver_path: str,
+    gold_path: str,
+    postgres_url: str,
+) -> None:
+    touched = touched_windows(batch, spec).persist()
+    try:
+        lo, hi = touched.agg(F.min("ws"), F.max("ws")).collect()[0]
+        if lo is None:
+            upsert(postgres_url, spec, query, batch_id, [])
             return
+        length = F.expr(f"INTERVAL {spec.window_minutes} MINUTES")
         silver = (
             spark.read.format("delta")
             .load(silver_path)
-            .where(
-                (F.col("event_time") >= F.lit(bounds[0]))
-                & (F.col("event_time") < F.lit(bounds[1]) + F.expr("INTERVAL 1 MINUTE"))
-            )
+            .where((F.col("event_time") >= F.lit(lo)) & (F.col("event_time") < F.lit(hi) + length))
         )
-        affected = silver.join(F.broadcast(touched), F.date_trunc("minute", "event_time") == F.col("ws"), "left_semi")
-        result = aggregate(affected, spec).persist()
-        try:
-            rows = [tuple(r[c] for c in spec.columns) for r in result.collect()]
-            # Delta first: the merge is idempotent (recomputed values), so a crash before the
-            # PostgreSQL commit below just redoes it; the PostgreSQL batch then applies once.
-            _merge_delta(spark, result, gold_path, spec)
-            applied = upsert(postgres_url, spec, name, batch_id, rows)
-            log.info("gold batch", extra={"query": name, "batch_id": batch_id, "rows": len(rows), "applied": applied})
-        finally:
-            result.unpersist()
-
-    return process
+        result = (
+            aggregate(silver, spec)
+            .join(F.broadcast(touched), F.col("window_start") == F.col("ws"), "left_semi")
+            .persist()
+        )
+        rows = [tuple(r[c] for c in spec.columns) for r in result.collect()]
+        # Delta first: the merge is idempotent (recomputed values), so a crash before the
+        # PostgreSQL commit below just redoes it; the PostgreSQL batch then applies once.
+        _merge_delta(spark, result, gold_path, spec)
+        applied = upsert(postgres_url, spec, query, batch_id, rows)
+        result.unpersist()
+        log.info("gold batch", extra={"query": query, "batch_id": batch_id, "rows": len(rows), "applied": applied})
+    finally:
+        touched.unpersist()
 
 
 def _merge_delta(spark: SparkSession, result: DataFrame, path: str, spec: GoldSpec) -> None:
@@ -186,15 +242,15 @@ def _merge_delta(spark: SparkSession, result: DataFrame, path: str, spec: GoldSp
 def start_gold(
     spark: SparkSession, settings: Settings, source: str, *, postgres_url: str, until_idle: bool
 ) -> StreamingQuery:
-    spec = SPECS_BY_SOURCE[source]
-    ensure_gold_table(postgres_url, spec)
+    for spec in SPECS_BY_SOURCE[source]:
+        ensure_gold_table(postgres_url, spec)
     name = f"gold_{source}"
     stream = (
         spark.readStream.format("delta").option("skipChangeCommits", "true").load(table(settings, "silver", source))
     )
     writer = (
         stream.writeStream.queryName(name)
-        .foreachBatch(make_gold_batch(spark, settings, spec, postgres_url))
+        .foreachBatch(make_gold_batch(spark, settings, source, postgres_url))
         .option("checkpointLocation", checkpoint(settings, name))
     )
     writer = (
