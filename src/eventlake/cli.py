@@ -11,7 +11,7 @@ import threading
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -140,7 +140,7 @@ def run(
         "gold_* tables. Ctrl-C stops."
     )
     try:
-        run_jobs(settings, live, list(JOBS), until_idle=False)
+        run_jobs(settings, live, list(JOBS), until_idle=False, on_progress=_print_progress)
     finally:
         stop.set()
         producer.join(timeout=60)
@@ -245,6 +245,23 @@ def produce(
         raise typer.Exit(130)
 
 
+def _print_progress(progress: dict[str, Any]) -> None:
+    """One table of the queries' latest figures (from the StreamingQueryListener)."""
+    table = Table(title="streaming queries")
+    for col in ("query", "batches", "input rows", "rows/s", "batch s", "watermark"):
+        table.add_column(col)
+    for name, p in sorted(progress.items()):
+        table.add_row(
+            name,
+            str(p.batches),
+            str(p.input_rows_total),
+            f"{p.processed_rows_per_s:,.0f}",
+            f"{p.batch_duration_s:.1f}",
+            p.watermark or "-",
+        )
+    err.print(table)
+
+
 class JobChoice(StrEnum):
     bronze = "bronze"
     silver = "silver"
@@ -271,7 +288,7 @@ def stream(
         f"streaming {', '.join(jobs)} for {', '.join(settings.topics.sources)}"
         + (" until idle" if until_idle else " (Ctrl-C or SIGTERM stops gracefully)")
     )
-    counts = run_jobs(settings, live, jobs, until_idle=until_idle)
+    counts = run_jobs(settings, live, jobs, until_idle=until_idle, on_progress=_print_progress)
     for source, c in counts.items():
         err.print(
             f"{source:<14} input={c.input} silver={c.valid} duplicates={c.duplicates} "

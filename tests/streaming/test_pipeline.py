@@ -15,9 +15,11 @@ from eventlake.config import Settings
 from eventlake.kafka.admin import provision_topics
 from eventlake.services import Stack, endpoints
 from eventlake.services.kafka import admin_client
+from eventlake.services.process import wait_until
 from eventlake.sources.produce import produce
 from eventlake.streaming.gold import SPECS_BY_SOURCE
 from eventlake.streaming.jobs import start_jobs
+from eventlake.streaming.progress import ProgressRecorder, QueryProgress
 from eventlake.streaming.silver import SilverCounts
 from tests.conftest import MakeSettings
 from tests.streaming import recompute
@@ -107,7 +109,23 @@ def test_seeded_pipeline_with_faults_equals_independent_recompute(
     )
     assert summary.delivered == 3 * n
     counts: dict[str, SilverCounts] = {}
-    start_jobs(spark, settings, live, ["bronze", "silver", "gold"], until_idle=True, counts=counts)
+    recorder = ProgressRecorder()
+    spark.streams.addListener(recorder)
+    try:
+        start_jobs(spark, settings, live, ["bronze", "silver", "gold"], until_idle=True, counts=counts)
+        # Listener events arrive asynchronously; every query reports its input rows.
+        want = {f"{layer}_{s}": n for layer in ("bronze", "silver") for s in SOURCES}
+
+        def reported() -> bool:
+            seen = recorder.snapshot()
+            rows_ok = all(seen.get(q, QueryProgress(q)).input_rows_total == v for q, v in want.items())
+            return rows_ok and all(seen.get(f"gold_{s}", QueryProgress("")).batches >= 1 for s in SOURCES)
+
+        assert wait_until(reported, timeout=60), recorder.snapshot()
+        progress = recorder.snapshot()
+        assert all(progress[f"bronze_{s}"].processed_rows_per_s > 0 for s in SOURCES)
+    finally:
+        spark.streams.removeListener(recorder)
 
     lake = settings.lake_uri.removeprefix("file://")
     for source in SOURCES:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
@@ -14,6 +15,7 @@ from eventlake.config import Settings
 from eventlake.services import Endpoints
 from eventlake.streaming.bronze import start_bronze
 from eventlake.streaming.gold import start_gold
+from eventlake.streaming.progress import ProgressRecorder, QueryProgress
 from eventlake.streaming.silver import SilverCounts, start_silver
 from eventlake.streaming.state import ensure_state_tables
 from eventlake.streaming.tables import ensure_tables
@@ -68,23 +70,40 @@ def start_jobs(
     return started
 
 
-def run_jobs(settings: Settings, live: Endpoints, jobs: Sequence[str], *, until_idle: bool) -> dict[str, SilverCounts]:
+def run_jobs(
+    settings: Settings,
+    live: Endpoints,
+    jobs: Sequence[str],
+    *,
+    until_idle: bool,
+    on_progress: Callable[[dict[str, QueryProgress]], None] | None = None,
+    progress_every_s: float = 15.0,
+) -> dict[str, SilverCounts]:
     """Build the session, run the jobs; without ``until_idle`` block until SIGTERM/Ctrl-C, then stop
     the queries gracefully (each finishes its current micro-batch)."""
     from eventlake.streaming.session import build_spark  # noqa: PLC0415 - keeps pyspark out of module import
 
     spark = build_spark(settings)
+    recorder = ProgressRecorder()
+    spark.streams.addListener(recorder)
     counts: dict[str, SilverCounts] = {}
     queries = start_jobs(spark, settings, live, jobs, until_idle=until_idle, counts=counts)
     if until_idle:
+        if on_progress is not None:
+            time.sleep(1)  # listener events arrive asynchronously
+            on_progress(recorder.snapshot())
         return counts
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    last_report = time.monotonic()
     while not stop.is_set():
         failed = [q for q in queries if not q.isActive and q.exception() is not None]
         if failed:
             raise RuntimeError(f"query {failed[0].name} failed: {failed[0].exception()}")
+        if on_progress is not None and time.monotonic() - last_report >= progress_every_s:
+            on_progress(recorder.snapshot())
+            last_report = time.monotonic()
         stop.wait(1.0)
     log.info("stopping streaming queries")
     for q in queries:
