@@ -7,7 +7,7 @@ import uuid
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from eventlake.services.kafka import admin_client
+from eventlake.services.kafka import admin_client, new_cluster_id
 
 
 def _create_topic(bootstrap: str, partitions: int) -> str:
@@ -105,3 +105,9 @@ def test_aborted_transaction_is_invisible_to_read_committed(kafka_bootstrap: str
     # A read_uncommitted reader does see the aborted records: the broker really wrote them.
     everything = _consume_all(kafka_bootstrap, topic, 15, **{"isolation.level": "read_uncommitted"})
     assert sum(v.startswith(b"aborted-") for _, v, _ in everything) == 10
+
+
+def test_cluster_ids_never_look_like_options() -> None:
+    ids = {new_cluster_id() for _ in range(5000)}
+    assert len(ids) == 5000
+    assert not any(i.startswith("-") for i in ids) and all(len(i) == 22 for i in ids)

@@ -49,8 +49,15 @@ LOG4J2_XML = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 def new_cluster_id() -> str:
-    """A Kafka cluster id: URL-safe base64 of a random UUID, unpadded (what Uuid.randomUuid prints)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A Kafka cluster id: URL-safe base64 of a random UUID, unpadded (what Uuid.randomUuid prints).
+
+    Like Kafka's own Uuid.randomUuid, never one starting with "-": command-line parsers (the storage
+    tool's among them) would read it as an option.
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
 
 
 def admin_client(bootstrap: str, **extra: str | int) -> AdminClient:

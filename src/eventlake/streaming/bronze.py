@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
 from eventlake.config import Settings
-from eventlake.streaming.paths import checkpoint, table
+from eventlake.streaming.paths import checkpoint, table, with_trigger
 
 
 def start_bronze(
@@ -33,9 +33,5 @@ def start_bronze(
         .outputMode("append")
         .option("checkpointLocation", checkpoint(settings, name))
     )
-    writer = (
-        writer.trigger(availableNow=True)
-        if until_idle
-        else writer.trigger(processingTime=f"{settings.streaming.trigger_s} seconds")
-    )
+    writer = with_trigger(writer, settings, until_idle=until_idle)
     return writer.start(table(settings, "bronze", source))

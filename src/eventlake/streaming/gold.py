@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
 from eventlake.config import Settings
-from eventlake.streaming.paths import checkpoint, table
+from eventlake.streaming.paths import checkpoint, table, with_trigger
 
 log = logging.getLogger(__name__)
 
@@ -253,9 +253,5 @@ def start_gold(
         .foreachBatch(make_gold_batch(spark, settings, source, postgres_url))
         .option("checkpointLocation", checkpoint(settings, name))
     )
-    writer = (
-        writer.trigger(availableNow=True)
-        if until_idle
-        else writer.trigger(processingTime=f"{settings.streaming.trigger_s} seconds")
-    )
+    writer = with_trigger(writer, settings, until_idle=until_idle)
     return writer.start()

@@ -1,6 +1,8 @@
-"""Where each table and checkpoint lives (all names come from config)."""
+"""Where each table and checkpoint lives (all names come from config), and when queries fire."""
 
 from __future__ import annotations
+
+from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 from eventlake.config import Settings
 from eventlake.services.lake import local_path
@@ -26,3 +28,10 @@ def table(settings: Settings, layer: str, name: str) -> str:
 def checkpoint(settings: Settings, query: str) -> str:
     root = settings.streaming.checkpoint_dir or (settings.home / "checkpoints").as_uri()
     return f"{spark_uri(root).rstrip('/')}/{query}"
+
+
+def with_trigger(writer: DataStreamWriter, settings: Settings, *, until_idle: bool) -> DataStreamWriter:
+    """``availableNow`` (process what is there, then stop) or a fixed processing-time trigger."""
+    if until_idle:
+        return writer.trigger(availableNow=True)
+    return writer.trigger(processingTime=f"{settings.streaming.trigger_s} seconds")

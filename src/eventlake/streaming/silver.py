@@ -34,7 +34,7 @@ from pyspark.sql.avro.functions import from_avro
 from pyspark.sql.streaming.query import StreamingQuery
 
 from eventlake.config import Settings
-from eventlake.streaming.paths import checkpoint, table
+from eventlake.streaming.paths import checkpoint, table, with_trigger
 from eventlake.streaming.schemas import SchemaCache
 from eventlake.streaming.state import save_watermarks, watermarks_before
 
@@ -265,9 +265,5 @@ def start_silver(
         .foreachBatch(process)
         .option("checkpointLocation", checkpoint(settings, name))
     )
-    writer = (
-        writer.trigger(availableNow=True)
-        if until_idle
-        else writer.trigger(processingTime=f"{settings.streaming.trigger_s} seconds")
-    )
+    writer = with_trigger(writer, settings, until_idle=until_idle)
     return writer.start()
