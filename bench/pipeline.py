@@ -55,7 +55,12 @@ class PeakRss:
         proc = psutil.Process()
         while not self._stop.wait(1.0):
             self.me = max(self.me, proc.memory_info().rss)
-            jvm = sum(c.memory_info().rss for c in proc.children(recursive=True) if "java" in c.name())
+            jvm = 0
+            for child in proc.children(recursive=True):
+                try:
+                    jvm += child.memory_info().rss if "java" in child.name() else 0
+                except psutil.Error:
+                    continue  # a short-lived child (e.g. a Python worker) exited meanwhile
             self.jvm = max(self.jvm, jvm)
 
     def stop(self) -> None:
@@ -93,6 +98,7 @@ def ceiling(bootstrap: str, registry_url: str, topic: str, n: int) -> float:
 
 def latency(settings, live, spark, rate: float, seconds: float) -> list[float]:  # type: ignore[no-untyped-def]
     """Seconds from window end until PostgreSQL shows the window's final txn_count."""
+    phase_start = time.time()
     queries = start_jobs(spark, settings, live, ["bronze", "silver", "gold"], until_idle=False)
     stop = threading.Event()
     producer = threading.Thread(
@@ -125,8 +131,9 @@ def latency(settings, live, spark, rate: float, seconds: float) -> list[float]: 
     producer.join()
     for q in queries:
         q.stop()
-    # A window is final once its last change is seen; skip the first and last (partial) minutes.
-    ends = sorted({we for we, _ in seen})[1:-2]
+    # Only this phase's windows (the pre-fill used a simulated clock); a window is final once its
+    # last change is seen; skip the first and last (partial) minutes.
+    ends = sorted({we for we, _ in seen if we.timestamp() > phase_start})[1:-2]
     return [hist[-1][0] - we.timestamp() for (we, _), hist in seen.items() if we in ends]
 
 
