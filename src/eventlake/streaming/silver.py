@@ -96,6 +96,7 @@ def make_silver_batch(
                 F.conv(F.hex(F.expr("substring(value, 2, 4)")), 16, 10).cast("bigint"),
             ),
         ).persist()
+        classified: DataFrame | None = None
         try:
             reader = schemas.latest()
             ids = [r[0] for r in batch.select("_schema_id").distinct().collect() if r[0] is not None]
@@ -125,13 +126,14 @@ def make_silver_batch(
                 ),
             ).drop("_newest")
             classified = checked.where(F.col("_reason").isNotNull()).unionByName(ok).persist()
+            # One pass over the valid rows: per-partition newest event time and row count.
             maxima = (
                 classified.where(F.col("_reason").isNull())
                 .groupBy("partition")
-                .agg(F.max("_rec.event_time").alias("m"))
+                .agg(F.max("_rec.event_time").alias("m"), F.count("*").alias("n"))
                 .collect()
             )
-            _write_quarantine(
+            quarantined = _write_quarantine(
                 classified.where(F.col("_reason").isNotNull()),
                 settings,
                 source,
@@ -153,27 +155,29 @@ def make_silver_batch(
                     F.col("_schema_id"),
                 )
             )
-            n_valid = valid.count()
+            n_valid = sum(int(r["n"]) for r in maxima)
             inserted = _merge_insert(spark, unique, silver_path)
             save_watermarks(postgres_url, name, batch_id, [(r["partition"], r["m"]) for r in maxima])
-            counts.input += batch.count()
+            counts.input += n_valid + quarantined
             counts.valid += inserted
             counts.duplicates += n_valid - inserted
-            classified.unpersist()
             log.info(
                 "silver batch",
                 extra={"query": name, "batch_id": batch_id, "inserted": inserted, "duplicates": n_valid - inserted},
             )
         finally:
+            if classified is not None:
+                classified.unpersist()
             batch.unpersist()
 
     return process
 
 
 def _merge_insert(spark: SparkSession, rows: DataFrame, path: str) -> int:
-    """Insert rows whose event_id is not in the table yet; returns how many were inserted."""
-    if not DeltaTable.isDeltaTable(spark, path):
-        DeltaTable.createIfNotExists(spark).location(path).addColumns(rows.schema).execute()
+    """Insert rows whose event_id is not in the table yet; returns how many were inserted.
+
+    The table exists already (``tables.ensure_tables`` creates it before the query starts).
+    """
     target = DeltaTable.forPath(spark, path)
     (
         target.alias("t")
@@ -196,7 +200,8 @@ def _write_quarantine(
     batch_id: int,
     bootstrap: str,
     counts: SilverCounts,
-) -> None:
+) -> int:
+    """Append ``bad`` to quarantine and the DLQ; returns how many rows that was."""
     rows = bad.select(
         "key",
         "value",
@@ -210,7 +215,7 @@ def _write_quarantine(
     ).persist()
     try:
         if rows.isEmpty():
-            return
+            return 0
         (
             rows.write.format("delta")
             .mode("append")
@@ -218,8 +223,9 @@ def _write_quarantine(
             .option("txnVersion", batch_id)
             .save(path)
         )
-        for r in rows.groupBy("reason").count().collect():
-            counts.quarantined[r["reason"]] = counts.quarantined.get(r["reason"], 0) + int(r["count"])
+        by_reason = {r["reason"]: int(r["count"]) for r in rows.groupBy("reason").count().collect()}
+        for reason, n in by_reason.items():
+            counts.quarantined[reason] = counts.quarantined.get(reason, 0) + n
         headers = F.array(
             F.struct(F.lit("eventlake-reason").alias("key"), F.col("reason").cast("binary").alias("value")),
             F.struct(
@@ -234,6 +240,7 @@ def _write_quarantine(
             .option("topic", settings.topics.dlq(source))
             .save()
         )
+        return sum(by_reason.values())
     finally:
         rows.unpersist()
 
