@@ -89,3 +89,16 @@ def spark(stack: Stack) -> Iterator[Any]:
     session = build_spark(stack.settings, "eventlake-tests")
     yield session
     session.stop()
+
+
+@pytest.fixture
+def fresh_db(postgres_url: str) -> str:
+    """A new, empty database on the session's PostgreSQL: its URL."""
+    import uuid  # noqa: PLC0415
+
+    import psycopg  # noqa: PLC0415
+
+    name = f"t{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"

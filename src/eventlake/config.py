@@ -237,6 +237,52 @@ class StreamingSettings(Section):
     checkpoint_dir: str | None = None
 
 
+class QualitySettings(Section):
+    """Data-quality rules and anomaly detectors (see ``eventlake.quality.rules``)."""
+
+    rules_file: Path = Path("config/quality.yaml")
+
+
+class SlackSettings(Section):
+    """Slack incoming webhook (``EVENTLAKE_SLACK_WEBHOOK_URL``); unset = no Slack channel."""
+
+    webhook_url: SecretStr | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class SmtpSettings(Section):
+    """SMTP server for alert email (``EVENTLAKE_SMTP_HOST``/``_PORT``); unset host = no email channel."""
+
+    host: str | None = None
+    port: Port = 25
+    starttls: bool = False
+    user: str | None = None
+    password: SecretStr | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class AlertSettings(Section):
+    """Alert routing, dedupe and delivery (``eventlake.alerting``)."""
+
+    email_from: str = "eventlake@localhost"
+    #: comma-separated recipients (``EVENTLAKE_ALERT_EMAIL_TO``); unset = no email channel
+    email_to: str | None = None
+    #: at most one firing notification per alert key per this many seconds
+    throttle_s: float = Field(default=900.0, ge=0)
+    #: a condition must stay clear this long before the alert resolves
+    resolve_after_s: float = Field(default=60.0, ge=0)
+    #: delivery retries: exponential backoff from base to max, then given up after max_attempts
+    retry_base_s: float = Field(default=2.0, gt=0)
+    retry_max_s: float = Field(default=300.0, gt=0)
+    max_attempts: int = Field(default=20, gt=0)
+    #: how often the dispatcher looks for notifications to deliver
+    poll_s: float = Field(default=1.0, gt=0)
+
+    @property
+    def recipients(self) -> list[str]:
+        return [a.strip() for a in (self.email_to or "").split(",") if a.strip()]
+
+
 class ConnectSettings(Section):
     """Kafka Connect worker (distributed mode); off until a pipeline needs it."""
 
@@ -272,6 +318,10 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     sources: SourceSettings = SourceSettings()
     streaming: StreamingSettings = StreamingSettings()
+    quality: QualitySettings = QualitySettings()
+    slack: SlackSettings = SlackSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    alert: AlertSettings = AlertSettings()
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -284,6 +334,7 @@ class Settings(BaseSettings):
         self.home = self.home.expanduser().resolve()
         self.jars_dir = self.jars_dir.expanduser().resolve()
         self.schemas_dir = self.schemas_dir.expanduser().resolve()
+        self.quality.rules_file = self.quality.rules_file.expanduser().resolve()
         return self
 
     @property

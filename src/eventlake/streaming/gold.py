@@ -13,7 +13,7 @@ the same rows by MERGE on the window and group keys.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -24,6 +24,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
 from eventlake.config import Settings
+from eventlake.quality.anomaly import detect, ensure_anomaly_tables
+from eventlake.quality.rules import Detector
 from eventlake.streaming.paths import checkpoint, table, with_trigger
 
 log = logging.getLogger(__name__)
@@ -165,11 +167,15 @@ def touched_windows(batch: DataFrame, spec: GoldSpec) -> DataFrame:
 BatchFn = Callable[[DataFrame, int], None]
 
 
-def make_gold_batch(spark: SparkSession, settings: Settings, source: str, postgres_url: str) -> BatchFn:
-    """Recompute, for each gold table of ``source``, the windows a batch of silver rows touches."""
+def make_gold_batch(
+    spark: SparkSession, settings: Settings, source: str, postgres_url: str, detectors: Sequence[Detector] = ()
+) -> BatchFn:
+    """Recompute, for each gold table of ``source``, the windows a batch of silver rows touches; then
+    score the windows that closed with the anomaly ``detectors`` of those tables."""
     name = f"gold_{source}"
     silver_path = table(settings, "silver", source)
     specs = SPECS_BY_SOURCE[source]
+    mine = [d for d in detectors if d.table in {s.table for s in specs}]
 
     def process(batch: DataFrame, batch_id: int) -> None:
         batch = batch.select("event_time").persist()
@@ -185,6 +191,12 @@ def make_gold_batch(spark: SparkSession, settings: Settings, source: str, postgr
                     gold_path=table(settings, "gold", spec.table),
                     postgres_url=postgres_url,
                 )
+            if mine:
+                with psycopg.connect(postgres_url) as conn:
+                    for d in mine:
+                        found = detect(conn, d, source, settings.streaming.allowed_lateness_s)
+                        if found:
+                            log.info("anomalies", extra={"detector": d.name, "found": len(found)})
         finally:
             batch.unpersist()
 
@@ -240,17 +252,25 @@ def _merge_delta(spark: SparkSession, result: DataFrame, path: str, spec: GoldSp
 
 
 def start_gold(
-    spark: SparkSession, settings: Settings, source: str, *, postgres_url: str, until_idle: bool
+    spark: SparkSession,
+    settings: Settings,
+    source: str,
+    *,
+    postgres_url: str,
+    until_idle: bool,
+    detectors: Sequence[Detector] = (),
 ) -> StreamingQuery:
     for spec in SPECS_BY_SOURCE[source]:
         ensure_gold_table(postgres_url, spec)
+    with psycopg.connect(postgres_url) as conn:
+        ensure_anomaly_tables(conn)
     name = f"gold_{source}"
     stream = (
         spark.readStream.format("delta").option("skipChangeCommits", "true").load(table(settings, "silver", source))
     )
     writer = (
         stream.writeStream.queryName(name)
-        .foreachBatch(make_gold_batch(spark, settings, source, postgres_url))
+        .foreachBatch(make_gold_batch(spark, settings, source, postgres_url, detectors))
         .option("checkpointLocation", checkpoint(settings, name))
     )
     writer = with_trigger(writer, settings, until_idle=until_idle)

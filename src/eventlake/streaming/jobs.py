@@ -11,7 +11,10 @@ from collections.abc import Callable, Sequence
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
+from eventlake.alerting.dispatcher import Dispatcher
 from eventlake.config import Settings
+from eventlake.quality.rules import load_quality
+from eventlake.quality.store import ensure_quality_tables
 from eventlake.services import Endpoints
 from eventlake.streaming.bronze import start_bronze
 from eventlake.streaming.gold import start_gold
@@ -36,7 +39,9 @@ def start_jobs(
 ) -> list[StreamingQuery]:
     """Start the asked layers for every source. With ``until_idle`` each layer runs to completion
     (``availableNow``) before the next starts, so one call processes everything end to end."""
+    quality = load_quality(settings)  # a bad rules file stops us before any query starts
     ensure_state_tables(live.postgres_url)
+    ensure_quality_tables(live.postgres_url)
     ensure_tables(spark, settings, live.registry_url)
     counts = counts if counts is not None else {}
     started: list[StreamingQuery] = []
@@ -57,9 +62,17 @@ def start_jobs(
                     postgres_url=live.postgres_url,
                     until_idle=until_idle,
                     counts=counts.setdefault(source, SilverCounts()),
+                    rules=quality.source(source),
                 )
             else:
-                q = start_gold(spark, settings, source, postgres_url=live.postgres_url, until_idle=until_idle)
+                q = start_gold(
+                    spark,
+                    settings,
+                    source,
+                    postgres_url=live.postgres_url,
+                    until_idle=until_idle,
+                    detectors=quality.detectors,
+                )
             layer.append(q)
         if until_idle:
             for q in layer:
@@ -83,10 +96,36 @@ def run_jobs(
     the queries gracefully (each finishes its current micro-batch)."""
     from eventlake.streaming.session import build_spark  # noqa: PLC0415 - keeps pyspark out of module import
 
+    load_quality(settings)  # fail fast, before Spark starts
     spark = build_spark(settings)
     recorder = ProgressRecorder()
     spark.streams.addListener(recorder)
     counts: dict[str, SilverCounts] = {}
+    ensure_quality_tables(live.postgres_url)
+    dispatcher = Dispatcher(settings, live.postgres_url, live.kafka_bootstrap).start()
+    try:
+        return _run(spark, settings, live, jobs, until_idle, on_progress, progress_every_s, recorder, counts)
+    finally:
+        dispatcher.stop()
+        if until_idle:
+            # Give the alerts of this run a bounded chance to go out; what stays pending is retried
+            # by the next run's dispatcher (it is recorded in dq_alert_deliveries).
+            left = dispatcher.drain(timeout_s=15)
+            if left:
+                log.warning("alert deliveries still pending at exit", extra={"pending": left})
+
+
+def _run(  # noqa: PLR0917
+    spark: SparkSession,
+    settings: Settings,
+    live: Endpoints,
+    jobs: Sequence[str],
+    until_idle: bool,
+    on_progress: Callable[[dict[str, QueryProgress]], None] | None,
+    progress_every_s: float,
+    recorder: ProgressRecorder,
+    counts: dict[str, SilverCounts],
+) -> dict[str, SilverCounts]:
     queries = start_jobs(spark, settings, live, jobs, until_idle=until_idle, counts=counts)
     if until_idle:
         if on_progress is not None:

@@ -23,17 +23,22 @@ Reasons: ``not_wire_format``, ``unknown_schema_id``, ``undecodable``, ``null_req
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.avro.functions import from_avro
 from pyspark.sql.streaming.query import StreamingQuery
 
 from eventlake.config import Settings
+from eventlake.quality import checks
+from eventlake.quality.rules import SourceRules
+from eventlake.quality.store import DECODE, LATE, METRICS_SCHEMA, BatchFacts, Metric, StoredMetric, record_batch
 from eventlake.streaming.paths import checkpoint, table, with_trigger
 from eventlake.streaming.schemas import SchemaCache
 from eventlake.streaming.state import save_watermarks, watermarks_before
@@ -51,24 +56,96 @@ class SilverCounts:
     quarantined: dict[str, int] = field(default_factory=dict)
 
 
-def _reason(settings: Settings, source: str, known_ids: list[int]) -> Column:
-    required = settings.sources.required[source]
-    ranges = settings.sources.ranges.get(source, {})
+DECODE_REASONS = ("not_wire_format", "unknown_schema_id", "undecodable")
+
+
+def _reason(rules: SourceRules, known_ids: list[int]) -> Column:
+    """The first reason a row is invalid: decoding, then the critical row rules in order."""
     rule = F.when(
         (F.length("value") < 5) | (F.hex(F.expr("substring(value, 1, 1)")) != "00"), F.lit("not_wire_format")
     ).when(~F.col("_schema_id").isin(known_ids) if known_ids else F.lit(True), F.lit("unknown_schema_id"))
     rule = rule.when(F.col("_rec").isNull(), F.lit("undecodable"))
-    for f in required:
-        rule = rule.when(F.col(f"_rec.{f}").isNull(), F.lit(f"null_required:{f}"))
-    for f, bounds in ranges.items():
-        value = F.col(f"_rec.{f}")
-        bad = F.lit(False)
-        if bounds.min is not None:
-            bad = bad | (value < F.lit(bounds.min))
-        if bounds.max is not None:
-            bad = bad | (value > F.lit(bounds.max))
-        rule = rule.when(value.isNotNull() & bad, F.lit(f"out_of_range:{f}"))
+    for r in rules.row:
+        if r.severity == "critical":
+            rule = rule.when(checks.failed(r), F.lit(r.rule_name))
     return rule
+
+
+def _optional_fields(reader: str) -> list[str]:
+    """Top-level nullable fields of the reader schema (schema drift watches them stop arriving)."""
+    return [f["name"] for f in json.loads(reader)["fields"] if isinstance(f["type"], list) and "null" in f["type"]]
+
+
+def _batch_stats(classified: DataFrame, rules: SourceRules, optional: list[str]) -> list[Row]:
+    """One Spark job: per Kafka partition and volume window, every count the batch needs."""
+    reason = F.col("_reason")
+    decoded = reason.isNull() | ~reason.isin(*DECODE_REASONS)
+    valid = reason.isNull()
+    volume = rules.of_type("volume")
+    window = F.lit(None).cast("timestamp")
+    if volume:
+        w = volume[0].window_s
+        seconds = F.unix_timestamp(F.col("_rec.event_time"))
+        window = F.when(valid, F.timestamp_seconds((seconds / w).cast("bigint") * w))
+    aggs = [
+        F.count("*").alias("n_in"),
+        F.count_if(decoded).alias("n_decoded"),
+        F.count_if(valid).alias("n"),
+        F.count_if(reason == "late").alias("n_late"),
+        F.max(F.when(valid, F.col("_rec.event_time"))).alias("m"),
+    ]
+    aggs += [F.count_if(decoded & checks.failed(r)).alias(f"f{i}") for i, r in enumerate(rules.row)]
+    aggs += [F.count_if(valid & F.col(f"_rec.{f}").isNotNull()).alias(f"nn{j}") for j, f in enumerate(optional)]
+    return classified.groupBy("partition", window.alias("_vw")).agg(*aggs).collect()
+
+
+def _maxima(stats: list[Row]) -> dict[int, dt.datetime]:
+    """Newest valid event time per Kafka partition."""
+    out: dict[int, dt.datetime] = {}
+    for r in stats:
+        if r["m"] is not None:
+            out[r["partition"]] = max(r["m"], out.get(r["partition"], r["m"]))
+    return out
+
+
+def _facts(
+    stats: list[Row],
+    rules: SourceRules,
+    optional: list[str],
+    *,
+    prior: dict[int, dt.datetime],
+    ids: list[int],
+    dupes: int,
+) -> BatchFacts:
+    def total(col: str) -> int:
+        return sum(int(r[col]) for r in stats)
+
+    n_in, n_decoded, n, n_late = total("n_in"), total("n_decoded"), total("n"), total("n_late")
+    metrics = [Metric(DECODE, n_in, n_in - n_decoded)]
+    metrics += [Metric(r.rule_name, n_decoded, total(f"f{i}")) for i, r in enumerate(rules.row)]
+    metrics.append(Metric(LATE, n + n_late, n_late))
+    metrics += [Metric(r.rule_name, n, dupes) for r in rules.of_type("unique")]
+    newest = max((r["m"] for r in stats if r["m"] is not None), default=None)
+    for r in rules.of_type("freshness"):
+        if newest is None:
+            metrics.append(Metric(r.rule_name, 0, 0))
+            continue
+        lag = (dt.datetime.now(dt.UTC) - newest.astimezone(dt.UTC)).total_seconds()
+        detail = f"newest event {lag:.0f} s behind now, allowed {r.max_lag_s:g} s"
+        metrics.append(Metric(r.rule_name, 1, int(lag > r.max_lag_s), detail if lag > r.max_lag_s else ""))
+    windows: dict[dt.datetime, int] = {}
+    for r in stats:
+        if r["_vw"] is not None and r["n"]:
+            windows[r["_vw"]] = windows.get(r["_vw"], 0) + int(r["n"])
+    seen = [t for t in prior.values()] + ([newest] if newest is not None else [])
+    return BatchFacts(
+        metrics=metrics,
+        windows=windows,
+        watermark=max(seen, default=None),
+        schema_ids=ids,
+        non_null={f: total(f"nn{j}") for j, f in enumerate(optional)},
+        valid=n,
+    )
 
 
 def make_silver_batch(
@@ -80,9 +157,11 @@ def make_silver_batch(
     registry_url: str,
     postgres_url: str,
     counts: SilverCounts,
+    rules: SourceRules,
 ) -> Callable[[DataFrame, int], None]:
     """The ``foreachBatch`` function of one source's silver query."""
     name = f"silver_{source}"
+    metrics_path = table(settings, "quality", "metrics")
     schemas = SchemaCache(registry_url, f"{settings.topics.raw(source)}-value")
     silver_path = table(settings, "silver", source)
     quarantine_path = table(settings, "quarantine", source)
@@ -110,7 +189,7 @@ def make_silver_batch(
             # No decodable id in this batch: still a (null) struct of the reader's shape.
             none = from_avro(F.lit(None).cast("binary"), reader)
             decoded = batch.withColumn("_rec", F.coalesce(*branches, none))
-            checked = decoded.withColumn("_reason", _reason(settings, source, known))
+            checked = decoded.withColumn("_reason", _reason(rules, known))
             # Late: compare with the newest earlier event of the same partition (this and past batches).
             prior = watermarks_before(postgres_url, name, batch_id)
             prior_col = F.lit(None).cast("timestamp")
@@ -126,13 +205,8 @@ def make_silver_batch(
                 ),
             ).drop("_newest")
             classified = checked.where(F.col("_reason").isNotNull()).unionByName(ok).persist()
-            # One pass over the valid rows: per-partition newest event time and row count.
-            maxima = (
-                classified.where(F.col("_reason").isNull())
-                .groupBy("partition")
-                .agg(F.max("_rec.event_time").alias("m"), F.count("*").alias("n"))
-                .collect()
-            )
+            optional = _optional_fields(reader) if rules.of_type("schema_drift") else []
+            stats = _batch_stats(classified, rules, optional)
             quarantined = _write_quarantine(
                 classified.where(F.col("_reason").isNotNull()),
                 settings,
@@ -155,9 +229,12 @@ def make_silver_batch(
                     F.col("_schema_id"),
                 )
             )
-            n_valid = sum(int(r["n"]) for r in maxima)
+            n_valid = sum(int(r["n"]) for r in stats)
             inserted = _merge_insert(spark, unique, silver_path)
-            save_watermarks(postgres_url, name, batch_id, [(r["partition"], r["m"]) for r in maxima])
+            save_watermarks(postgres_url, name, batch_id, _maxima(stats).items())
+            facts = _facts(stats, rules, optional, prior=prior, ids=ids, dupes=n_valid - inserted)
+            metrics = record_batch(postgres_url, settings, rules, batch_id, facts)
+            _write_metrics(spark, metrics_path, query=name, source=source, batch_id=batch_id, metrics=metrics)
             counts.input += n_valid + quarantined
             counts.valid += inserted
             counts.duplicates += n_valid - inserted
@@ -171,6 +248,21 @@ def make_silver_batch(
             batch.unpersist()
 
     return process
+
+
+def _write_metrics(
+    spark: SparkSession, path: str, *, query: str, source: str, batch_id: int, metrics: list[StoredMetric]
+) -> None:
+    """Append the batch's DQ metrics to Delta ``quality/metrics``, once per batch id."""
+    rows = [(m.ts, source, m.rule, m.checked, m.failed, batch_id, m.severity) for m in metrics]
+    (
+        spark.createDataFrame(rows, METRICS_SCHEMA)
+        .write.format("delta")
+        .mode("append")
+        .option("txnAppId", f"{query}_dq")
+        .option("txnVersion", batch_id)
+        .save(path)
+    )
 
 
 def _merge_insert(spark: SparkSession, rows: DataFrame, path: str) -> int:
@@ -255,6 +347,7 @@ def start_silver(
     postgres_url: str,
     until_idle: bool,
     counts: SilverCounts,
+    rules: SourceRules,
 ) -> StreamingQuery:
     name = f"silver_{source}"
     process = make_silver_batch(
@@ -265,6 +358,7 @@ def start_silver(
         registry_url=registry_url,
         postgres_url=postgres_url,
         counts=counts,
+        rules=rules,
     )
     stream = spark.readStream.format("delta").load(table(settings, "bronze", source))
     writer = (

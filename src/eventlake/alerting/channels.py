@@ -1,0 +1,144 @@
+"""Notification channels. Each ``send`` raises on failure; the dispatcher retries with backoff.
+
+- ``slack``: an incoming webhook, Block Kit payload (``text`` is the fallback for notifications).
+- ``email``: SMTP, STARTTLS and login when configured; plain-text and HTML alternatives.
+- ``kafka``: JSON on the ``topics.alerts`` topic, keyed by the alert key (compaction-friendly).
+- ``log``: a structured log record; the channel when neither Slack nor email is configured.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import smtplib
+import ssl
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+import httpx
+from confluent_kafka import KafkaException, Producer
+
+from eventlake.config import Settings
+
+log = logging.getLogger("eventlake.alerts")
+
+ICON = {("firing", "critical"): ":red_circle:", ("firing", "warning"): ":large_orange_circle:"}
+
+
+class Channel(Protocol):
+    def send(self, payload: dict[str, Any]) -> None: ...
+
+
+def title(payload: dict[str, Any]) -> str:
+    return f"[eventlake] {payload['kind'].upper()} {payload['severity']}: {payload['key']}"
+
+
+def slack_blocks(payload: dict[str, Any]) -> dict[str, Any]:
+    """The Block Kit message of one notification."""
+    icon = ICON.get((payload["kind"], payload["severity"]), ":large_green_circle:")
+    return {
+        "text": title(payload),
+        "blocks": [
+            # Slack caps header text at 150 characters.
+            {"type": "header", "text": {"type": "plain_text", "text": title(payload)[:150]}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} {payload['message']}"}},
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": f"key `{payload['key']}` · first seen {payload['first_seen']}"
+                        f" · last seen {payload['last_seen']}",
+                    }
+                ],
+            },
+        ],
+    }
+
+
+class SlackChannel:
+    def __init__(self, settings: Settings) -> None:
+        assert settings.slack.webhook_url is not None
+        self._url = settings.slack.webhook_url.get_secret_value()
+        self._timeout = settings.slack.timeout_s
+
+    def send(self, payload: dict[str, Any]) -> None:
+        response = httpx.post(self._url, json=slack_blocks(payload), timeout=self._timeout)
+        if response.status_code >= 300:
+            # The URL is a secret: report the status and body only.
+            raise RuntimeError(f"Slack webhook answered {response.status_code}: {response.text[:200]}")
+
+
+def email_message(settings: Settings, payload: dict[str, Any]) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = title(payload)
+    msg["From"] = settings.alert.email_from
+    msg["To"] = ", ".join(settings.alert.recipients)
+    lines = [
+        payload["message"],
+        "",
+        f"key: {payload['key']}",
+        f"severity: {payload['severity']}",
+        f"first seen: {payload['first_seen']}",
+        f"last seen: {payload['last_seen']}",
+    ]
+    msg.set_content("\n".join(lines))
+    rows = "".join(
+        f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(str(payload[k]))}</td></tr>"
+        for k in ("key", "severity", "first_seen", "last_seen")
+    )
+    msg.add_alternative(
+        f"<html><body><h3>{html.escape(title(payload))}</h3><p>{html.escape(payload['message'])}</p>"
+        f"<table>{rows}</table></body></html>",
+        subtype="html",
+    )
+    return msg
+
+
+class EmailChannel:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def send(self, payload: dict[str, Any]) -> None:
+        smtp = self._settings.smtp
+        assert smtp.host is not None
+        with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_s) as client:
+            if smtp.starttls:
+                client.starttls(context=ssl.create_default_context())
+            if smtp.user and smtp.password is not None:
+                client.login(smtp.user, smtp.password.get_secret_value())
+            client.send_message(email_message(self._settings, payload))
+
+
+class KafkaChannel:
+    def __init__(self, settings: Settings, bootstrap: str) -> None:
+        self._topic = settings.topics.alerts
+        self._producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 0})
+
+    def send(self, payload: dict[str, Any]) -> None:
+        errors: list[str] = []
+        self._producer.produce(
+            self._topic,
+            key=payload["key"].encode(),
+            value=json.dumps(payload).encode(),
+            on_delivery=lambda err, _msg: errors.append(str(err)) if err else None,
+        )
+        if self._producer.flush(10) > 0:
+            raise KafkaException(f"alert not delivered to {self._topic} within 10 s")
+        if errors:
+            raise KafkaException(f"alert not delivered to {self._topic}: {errors[0]}")
+
+
+class LogChannel:
+    def send(self, payload: dict[str, Any]) -> None:
+        log.warning(title(payload), extra={"alert": payload})
+
+
+def build_channels(settings: Settings, bootstrap: str) -> dict[str, Channel]:
+    out: dict[str, Channel] = {"kafka": KafkaChannel(settings, bootstrap), "log": LogChannel()}
+    if settings.slack.webhook_url is not None:
+        out["slack"] = SlackChannel(settings)
+    if settings.smtp.host:
+        out["email"] = EmailChannel(settings)
+    return out
