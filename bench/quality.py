@@ -39,7 +39,7 @@ def baseline(gold: OfflineGold, detectors: list[Detector]) -> set[Window]:
     for d in detectors:
         series: dict[str, list[tuple[object, float]]] = {}
         for row in gold.rows:
-            series.setdefault(str(row[2]), []).append((row[0], float(row[COLUMNS[d.value]])))  # type: ignore[arg-type]
+            series.setdefault(str(row[2]), []).append((row[0], float(row[COLUMNS[d.value]])))
         for key, points in series.items():
             for i, (ws, v) in enumerate(points):
                 history = [x for _, x in points[max(0, i - d.history) : i]]
@@ -47,7 +47,7 @@ def baseline(gold: OfflineGold, detectors: list[Detector]) -> set[Window]:
                     continue
                 sd = statistics.stdev(history) or 1e-9
                 if abs(v - statistics.fmean(history)) / sd > d.threshold:
-                    flagged.add((key, ws))  # type: ignore[arg-type]
+                    flagged.add((key, ws))
     return flagged
 
 
@@ -71,7 +71,7 @@ def main() -> None:
         try:
             url = endpoints(settings).postgres_url
             ensure_gold_table(url, SPECS_BY_SOURCE["iot_sensors"][0])
-            minutes = sorted({r[0] for r in gold.rows})  # type: ignore[type-var]
+            minutes = sorted({r[0] for r in gold.rows})
             scored = 0.0
             with psycopg.connect(url) as conn:
                 ensure_anomaly_tables(conn)

@@ -58,3 +58,21 @@ def test_old_java_makes_up_fail_cleanly(tmp_path: Path) -> None:
     assert len(errors) == 1 and "Java 11" in errors[0] and "too old" in errors[0]
     status = json.loads(run("status", "--json", EVENTLAKE_HOME=str(home)).stdout)
     assert status["kafka"]["pid"] is None and status["postgres"]["pid"] is None
+
+
+def test_dq_check_names_the_bad_line(tmp_path: Path) -> None:
+    rules = tmp_path / "quality.yaml"
+    rules.write_text(
+        "sources:\n  iot_sensors:\n    - {type: unique}\n    - {type: range, field: value, min: 9, max: 1}\n"
+    )
+    res = run("dq", "check", EVENTLAKE_HOME=str(tmp_path), EVENTLAKE_QUALITY_RULES_FILE=str(rules))
+    assert res.returncode == 1
+    line = res.stderr.strip()
+    assert len(line.splitlines()) == 1 and f"{rules}:4:" in line and "min 9.0 > max 1.0" in line
+    ok = run("dq", "check", EVENTLAKE_HOME=str(tmp_path))
+    assert ok.returncode == 0 and "null_required:merchant_category" in ok.stdout
+
+
+def test_dq_report_bad_since_exits_2(tmp_path: Path) -> None:
+    res = run("dq", "report", "--since", "yesterday", EVENTLAKE_HOME=str(tmp_path))
+    assert res.returncode == 2 and "15m, 2h, 7d" in res.stderr

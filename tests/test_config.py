@@ -71,3 +71,16 @@ def test_bad_port_and_log_level(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EVENTLAKE_KAFKA_PORT")
     monkeypatch.setenv("EVENTLAKE_LOG_LEVEL", "info")
     assert load_settings().log_level == "INFO"
+
+
+def test_alert_channels_from_the_documented_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENTLAKE_SLACK_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    monkeypatch.setenv("EVENTLAKE_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("EVENTLAKE_SMTP_PORT", "2525")
+    monkeypatch.setenv("EVENTLAKE_ALERT_EMAIL_FROM", "lake@example.com")
+    monkeypatch.setenv("EVENTLAKE_ALERT_EMAIL_TO", "a@example.com, b@example.com")
+    s = load_settings()
+    assert s.slack.webhook_url is not None and s.slack.webhook_url.get_secret_value() == "http://127.0.0.1:9/hook"
+    assert "127.0.0.1:9" not in repr(s.slack)  # a secret: never printed
+    assert (s.smtp.host, s.smtp.port) == ("127.0.0.1", 2525)
+    assert s.alert.email_from == "lake@example.com" and s.alert.recipients == ["a@example.com", "b@example.com"]

@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import psycopg
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.progress import Progress, TextColumn
 from rich.table import Table
 
@@ -22,6 +23,9 @@ from eventlake.config import Settings, load_settings
 from eventlake.errors import EventlakeError, UnreachableError
 from eventlake.kafka.admin import provision_topics
 from eventlake.logs import configure_logging
+from eventlake.quality.report import anomalies, open_alerts, parse_since, rule_rates
+from eventlake.quality.rules import load_quality
+from eventlake.quality.store import ensure_quality_tables
 from eventlake.registry.client import register_schemas
 from eventlake.services import Stack, endpoints
 from eventlake.services.jvm import fetch_jars
@@ -42,6 +46,8 @@ topics_app = typer.Typer(help="Kafka topics provisioned from config.", no_args_i
 app.add_typer(topics_app, name="topics")
 schemas_app = typer.Typer(help="Avro schemas in the Schema Registry.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
+dq_app = typer.Typer(help="Data quality: rules, results, alerts, anomalies.", no_args_is_help=True)
+app.add_typer(dq_app, name="dq")
 
 out = Console()
 err = Console(stderr=True)
@@ -139,8 +145,17 @@ def run(
         f"producing {rate:g} ev/s per source; streaming into {settings.lake_uri} and PostgreSQL "
         "gold_* tables. Ctrl-C stops."
     )
+
+    def show(progress: dict[str, Any]) -> None:
+        _print_progress(progress)
+        try:
+            with psycopg.connect(live.postgres_url, connect_timeout=5) as conn:
+                err.print(_dq_tables(conn, datetime.now(UTC) - timedelta(minutes=5)))
+        except psycopg.Error as ex:
+            err.print(f"data quality: unavailable ({type(ex).__name__})", markup=False)
+
     try:
-        run_jobs(settings, live, list(JOBS), until_idle=False, on_progress=_print_progress)
+        run_jobs(settings, live, list(JOBS), until_idle=False, on_progress=show)
     finally:
         stop.set()
         producer.join(timeout=60)
@@ -337,6 +352,63 @@ def schemas_register(
     for r in register_schemas(settings, url, directory):
         table.add_row(r.subject, str(r.id), str(r.version), r.file.name)
     out.print(table)
+
+
+@dq_app.command("check")
+def dq_check() -> None:
+    """Validate the rules file (quality.rules_file) and list the rules in force per source."""
+    settings = _settings()
+    quality = load_quality(settings)
+    table = Table(title=f"data-quality rules ({settings.quality.rules_file})")
+    for col in ("source", "rule", "type", "severity"):
+        table.add_column(col)
+    for source, rules in quality.by_source.items():
+        for r in rules.rules:
+            table.add_row(source, r.rule_name, r.type, r.severity)
+    out.print(table)
+    out.print(f"{len(quality.detectors)} anomaly detectors: {', '.join(d.name for d in quality.detectors)}")
+
+
+@dq_app.command("report")
+def dq_report(
+    since: Annotated[str, typer.Option(help="Window to report: 15m, 2h, 7d or an ISO time.")] = "1h",
+) -> None:
+    """Rule pass rates, open alerts and anomalies from PostgreSQL."""
+    try:
+        start = parse_since(since)
+    except ValueError as ex:
+        raise typer.BadParameter(str(ex)) from None
+    settings = _settings()
+    url = endpoints(settings).postgres_url
+    if url is None:
+        raise UnreachableError("PostgreSQL is not running", "run `eventlake up` or set EVENTLAKE_POSTGRES_URL")
+    try:
+        ensure_quality_tables(url)
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            out.print(_dq_tables(conn, start))
+    except psycopg.OperationalError as ex:
+        raise UnreachableError(f"PostgreSQL: {ex}".splitlines()[0], "run `eventlake up`") from ex
+
+
+def _dq_tables(conn: psycopg.Connection[Any], start: datetime) -> Group:
+    rates = Table(title=f"rule pass rates since {start:%Y-%m-%d %H:%M:%S} UTC")
+    for col in ("source", "rule", "severity", "checked", "failed", "pass rate"):
+        rates.add_column(col, justify="right" if col in ("checked", "failed", "pass rate") else "left")
+    for r in rule_rates(conn, start):
+        rate = "-" if r.pass_rate is None else f"{r.pass_rate:.2%}"
+        style = "red" if r.failed and r.severity == "critical" else ("yellow" if r.failed else "green")
+        rates.add_row(r.source, r.rule, r.severity, f"{r.checked:,}", f"{r.failed:,}", f"[{style}]{rate}[/]")
+    alerts = Table(title="open alerts")
+    for col in ("key", "severity", "first seen", "last seen", "message", "delivered to"):
+        alerts.add_column(col)
+    for key, sev, first, last, message, channels in open_alerts(conn):
+        alerts.add_row(key, sev, f"{first:%H:%M:%S}", f"{last:%H:%M:%S}", message, ", ".join(channels) or "-")
+    found = Table(title="anomalies (strongest first)")
+    for col in ("window", "source", "detector", "series", "value", "expected", "score"):
+        found.add_column(col)
+    for ws, source, detector, key, value, expected, score in anomalies(conn, start):
+        found.add_row(f"{ws:%Y-%m-%d %H:%M}", source, detector, key, f"{value:.3g}", f"{expected:.3g}", f"{score:+.1f}")
+    return Group(rates, alerts, found)
 
 
 def main() -> None:

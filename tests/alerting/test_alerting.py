@@ -124,7 +124,7 @@ def test_fire_throttle_resolve_on_every_channel(
     envelope, msg = mailbox.messages[0]
     assert sorted(envelope.rcpt_tos) == ["data@example.com", "oncall@example.com"]
     assert envelope.mail_from == "eventlake@example.com"
-    assert msg["Subject"] == f"[eventlake] FIRING critical: {KEY}"
+    assert msg["Subject"].strip() == f"[eventlake] FIRING critical: {KEY}"
     parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in msg.walk() if not p.is_multipart()}
     assert set(parts) == {"text/plain", "text/html"}
     assert "3 of 100 null" in parts["text/plain"] and "<h3>" in parts["text/html"]

@@ -21,9 +21,9 @@ def scorable(gold: OfflineGold, min_history: int) -> set[Window]:
     """Windows the detector can judge: enough history before them, and closed."""
     by_device: dict[str, list[dt.datetime]] = {}
     for ws, _, dev, *_ in gold.rows:
-        by_device.setdefault(dev, []).append(ws)  # type: ignore[arg-type]
-    newest_end = max(r[1] for r in gold.rows)  # type: ignore[type-var]
-    closed = newest_end - dt.timedelta(seconds=LATENESS)  # type: ignore[operator]
+        by_device.setdefault(dev, []).append(ws)
+    newest_end = max(r[1] for r in gold.rows)
+    closed = newest_end - dt.timedelta(seconds=LATENESS)
     return {
         (dev, ws)
         for dev, starts in by_device.items()
@@ -49,7 +49,7 @@ def test_detector_finds_labelled_spikes_online(make_settings: MakeSettings, fres
     with psycopg.connect(fresh_db) as conn:
         ensure_anomaly_tables(conn)
         # Rows arrive a few minutes at a time, as gold batches do; the detector scores what closed.
-        by_minute = sorted({r[0] for r in gold.rows})  # type: ignore[type-var]
+        by_minute = sorted({r[0] for r in gold.rows})
         found = []
         for i in range(0, len(by_minute), 5):
             chunk = set(by_minute[i : i + 5])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import psycopg
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -61,3 +62,15 @@ def test_new_schema_version_mid_stream(stack: Stack, make_settings: MakeSettings
     assert flags.count(True) == 400 and flags.count(None) + flags.count(False) == 400
     raw = recompute.read_topic(live.kafka_bootstrap, live.registry_url, topic, 800)
     assert_gold_matches(settings, "iot_sensors", recompute.gold("iot_sensors", raw.records))
+    # The shipped rules watch for schema drift: the batch that brought v2 failed it, once.
+    with psycopg.connect(live.postgres_url) as conn:
+        drift = conn.execute(
+            "SELECT batch_id, failed FROM dq_metrics WHERE source = 'iot_sensors' AND rule = 'schema_drift'"
+            " ORDER BY batch_id"
+        ).fetchall()
+        alert = conn.execute(
+            "SELECT status, message FROM dq_alerts WHERE key = 'dq:iot_sensors:schema_drift'"
+        ).fetchone()
+    assert [f for _, f in drift] == [0, 1]
+    v2_id = client.get_version(f"{topic}-value", 2).schema_id
+    assert alert is not None and alert[0] == "firing" and f"new schema id {v2_id}" in alert[1]

@@ -29,7 +29,9 @@ START = 1_767_225_600_000
 SOURCES = ("user_activity", "iot_sensors", "transactions")
 
 
-def pipeline_settings(stack: Stack, make_settings: MakeSettings, tmp_path: Any, lake: str | None = None) -> Settings:
+def pipeline_settings(
+    stack: Stack, make_settings: MakeSettings, tmp_path: Any, lake: str | None = None, **overrides: Any
+) -> Settings:
     """The shared stack, with topics, lake, checkpoints and database of this test's own."""
     tag = f"t{uuid.uuid4().hex[:6]}"
     base = endpoints(stack.settings).postgres_url
@@ -44,6 +46,7 @@ def pipeline_settings(stack: Stack, make_settings: MakeSettings, tmp_path: Any, 
         topics={"raw_prefix": f"{tag}.raw.", "dlq_prefix": f"{tag}.dlq.", "alerts": f"{tag}.alerts"},
         lake={"uri": lake or (tmp_path / "lake").as_uri()},
         streaming={"checkpoint_dir": (tmp_path / "checkpoints").as_uri()},
+        **overrides,
     )
     provision_topics(admin_client(endpoints(settings).kafka_bootstrap), settings.topics.specs(), 1)
     return settings

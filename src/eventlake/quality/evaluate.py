@@ -16,12 +16,13 @@ from eventlake.config import Settings
 from eventlake.sources import make_generator
 
 Window = tuple[str, dt.datetime]  # (device_id, window_start)
+#: a gold_iot_sensors_1m row: window_start, window_end, device_id, sensor_type, readings, avg, min, max
+GoldRow = tuple[dt.datetime, dt.datetime, str, str, int, float, float, float]
 
 
 @dataclass
 class OfflineGold:
-    #: gold_iot_sensors_1m rows: window_start, window_end, device_id, sensor_type, readings, avg, min, max
-    rows: list[tuple[object, ...]]
+    rows: list[GoldRow]
     #: (device, window) holding at least one labelled anomaly, per label
     labelled: dict[str, set[Window]]
 
@@ -33,12 +34,13 @@ def offline_iot_gold(settings: Settings, *, seed: int, start_ms: int, rate: floa
     for _ in range(int(rate * 60 * minutes)):
         event = gen.next_event()
         rec = event.value
+        assert rec is not None  # the generator only yields valid records; faults are added later
         t = dt.datetime.fromtimestamp(rec["event_time"] / 1000, dt.UTC)
         ws = t.replace(second=0, microsecond=0)
         values[(ws, rec["device_id"], rec["sensor_type"])].append(rec["value"])
         if event.anomaly:
             labelled[event.anomaly].add((rec["device_id"], ws))
-    rows = [
+    rows: list[GoldRow] = [
         (ws, ws + dt.timedelta(minutes=1), dev, kind, len(v), sum(v) / len(v), min(v), max(v))
         for (ws, dev, kind), v in sorted(values.items())
     ]

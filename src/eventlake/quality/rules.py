@@ -31,7 +31,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from eventlake.config import Settings
+from eventlake.config import SOURCES, Settings
 from eventlake.errors import ConfigError
 
 Severity = Literal["warning", "critical"]
@@ -254,8 +254,9 @@ def load_quality(settings: Settings) -> Quality:
         raise fail(tuple(first["loc"]), first["msg"]) from err
     by_source: dict[str, SourceRules] = {}
     for source, rules in parsed.sources.items():
-        if source not in settings.topics.sources:
-            raise fail(("sources", source), f"unknown source (known: {', '.join(settings.topics.sources)})")
+        known = dict.fromkeys((*SOURCES, *settings.topics.sources))
+        if source not in known:
+            raise fail(("sources", source), f"unknown source (known: {', '.join(known)})")
         fields = _schema_fields(settings, source)
         for i, rule in enumerate(rules):
             field = getattr(rule, "field", None)

@@ -17,6 +17,7 @@ import psycopg
 
 from eventlake.alerting.store import Observation, ensure_alert_tables, observe
 from eventlake.config import Settings
+from eventlake.quality.anomaly import ensure_anomaly_tables
 from eventlake.quality.rules import SchemaDrift, SourceRules, Volume
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def ensure_quality_tables(url: str) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('eventlake_dq'))")
         conn.execute(DDL)
         ensure_alert_tables(conn)
+        ensure_anomaly_tables(conn)
 
 
 @dataclass(frozen=True)

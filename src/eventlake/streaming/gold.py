@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
 from eventlake.config import Settings
-from eventlake.quality.anomaly import detect, ensure_anomaly_tables
+from eventlake.quality.anomaly import detect
 from eventlake.quality.rules import Detector
 from eventlake.streaming.paths import checkpoint, table, with_trigger
 
@@ -262,8 +262,6 @@ def start_gold(
 ) -> StreamingQuery:
     for spec in SPECS_BY_SOURCE[source]:
         ensure_gold_table(postgres_url, spec)
-    with psycopg.connect(postgres_url) as conn:
-        ensure_anomaly_tables(conn)
     name = f"gold_{source}"
     stream = (
         spark.readStream.format("delta").option("skipChangeCommits", "true").load(table(settings, "silver", source))

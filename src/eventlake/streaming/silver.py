@@ -99,12 +99,18 @@ def _batch_stats(classified: DataFrame, rules: SourceRules, optional: list[str])
     return classified.groupBy("partition", window.alias("_vw")).agg(*aggs).collect()
 
 
+def _utc(t: dt.datetime) -> dt.datetime:
+    """Aware UTC. pyspark's collect gives naive datetimes in the process's local time zone."""
+    return t.astimezone(dt.UTC)
+
+
 def _maxima(stats: list[Row]) -> dict[int, dt.datetime]:
     """Newest valid event time per Kafka partition."""
     out: dict[int, dt.datetime] = {}
     for r in stats:
         if r["m"] is not None:
-            out[r["partition"]] = max(r["m"], out.get(r["partition"], r["m"]))
+            m = _utc(r["m"])
+            out[r["partition"]] = max(m, out.get(r["partition"], m))
     return out
 
 
@@ -125,19 +131,20 @@ def _facts(
     metrics += [Metric(r.rule_name, n_decoded, total(f"f{i}")) for i, r in enumerate(rules.row)]
     metrics.append(Metric(LATE, n + n_late, n_late))
     metrics += [Metric(r.rule_name, n, dupes) for r in rules.of_type("unique")]
-    newest = max((r["m"] for r in stats if r["m"] is not None), default=None)
+    newest = max((_utc(r["m"]) for r in stats if r["m"] is not None), default=None)
     for r in rules.of_type("freshness"):
         if newest is None:
             metrics.append(Metric(r.rule_name, 0, 0))
             continue
-        lag = (dt.datetime.now(dt.UTC) - newest.astimezone(dt.UTC)).total_seconds()
+        lag = (dt.datetime.now(dt.UTC) - newest).total_seconds()
         detail = f"newest event {lag:.0f} s behind now, allowed {r.max_lag_s:g} s"
         metrics.append(Metric(r.rule_name, 1, int(lag > r.max_lag_s), detail if lag > r.max_lag_s else ""))
     windows: dict[dt.datetime, int] = {}
     for r in stats:
         if r["_vw"] is not None and r["n"]:
-            windows[r["_vw"]] = windows.get(r["_vw"], 0) + int(r["n"])
-    seen = [t for t in prior.values()] + ([newest] if newest is not None else [])
+            ws = _utc(r["_vw"])
+            windows[ws] = windows.get(ws, 0) + int(r["n"])
+    seen = [_utc(t) for t in prior.values()] + ([newest] if newest is not None else [])
     return BatchFacts(
         metrics=metrics,
         windows=windows,
