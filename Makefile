@@ -7,18 +7,42 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps jars run test lint typecheck pytest clean down
+VENDOR := src/eventlake/observability/static/vendor
 
-## setup: venv + pinned Python deps + JVM jars (idempotent; a second run takes seconds)
-setup: system-deps $(STAMP) jars
+.PHONY: setup system-deps browser-deps jars web run test lint typecheck pytest clean down
+
+## setup: venv + pinned Python deps + JVM jars + dashboard front-end (idempotent; a second run takes seconds)
+setup: system-deps browser-deps $(STAMP) jars web
 
 # Java 17 and Maven come from the OS. On a fresh Debian machine as root, install them.
+# So does promtool (Debian package prometheus), which validates and unit-tests config/prometheus.
 system-deps:
 	@if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless maven >/dev/null; \
 	  else echo "error: Java 17+ and Maven are required; install openjdk-17-jdk-headless and maven" >&2; exit 1; fi; \
 	fi
+	@if ! command -v promtool >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else echo "warning: promtool is missing (Debian package prometheus); tests/observability/test_config_as_code.py will fail" >&2; fi; \
+	fi
+
+# Headless Chromium + ChromeDriver for the dashboard's browser test (Debian packages).
+browser-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+	  else echo "warning: chromium and chromium-driver are missing; the browser test will fail" >&2; fi; \
+	fi
+
+# The dashboard's front-end dependencies, from npm (web/package-lock.json), copied next to the page.
+web: $(VENDOR)/.stamp
+$(VENDOR)/.stamp: web/package.json web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp web/node_modules/uplot/dist/uPlot.iife.min.js web/node_modules/uplot/dist/uPlot.min.css $(VENDOR)/
+	touch $@
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +53,7 @@ $(STAMP): pyproject.toml constraints.txt
 jars: $(STAMP)
 	$(BIN)/eventlake setup jars
 
-## run: the live demo (stack up + status; later: produce, stream, dashboard)
+## run: the live demo (stack up with the dashboard, a steady stream with faults, the streaming jobs)
 run: setup
 	$(BIN)/eventlake run
 

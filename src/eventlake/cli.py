@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Annotated, Any
 
 import psycopg
 import typer
+from fastapi import FastAPI
 from rich.console import Console, Group
 from rich.progress import Progress, TextColumn
 from rich.table import Table
@@ -23,13 +26,16 @@ from eventlake.config import Settings, load_settings
 from eventlake.errors import EventlakeError, UnreachableError
 from eventlake.kafka.admin import provision_topics
 from eventlake.logs import configure_logging
+from eventlake.observability.server import Served, add_health, kafka_check, registry_check, serve
 from eventlake.quality.report import anomalies, open_alerts, parse_since, rule_rates
 from eventlake.quality.rules import load_quality
 from eventlake.quality.store import ensure_quality_tables
 from eventlake.registry.client import register_schemas
 from eventlake.services import Stack, endpoints
+from eventlake.services.dashboard import DashboardService
 from eventlake.services.jvm import fetch_jars
 from eventlake.services.kafka import KafkaService, admin_client
+from eventlake.services.postgres import PostgresService
 from eventlake.services.registry import RegistryService
 from eventlake.sources.produce import produce as run_produce
 
@@ -141,10 +147,13 @@ def run(
 
     producer = threading.Thread(target=demo_stream, name="demo-producer", daemon=True)
     producer.start()
+    board = DashboardService(settings).endpoint()
     err.print(
         f"producing {rate:g} ev/s per source; streaming into {settings.lake_uri} and PostgreSQL "
         "gold_* tables. Ctrl-C stops."
     )
+    if board:
+        err.print(f"[bold]live dashboard:[/] {board}")
 
     def show(progress: dict[str, Any]) -> None:
         _print_progress(progress)
@@ -159,6 +168,20 @@ def run(
     finally:
         stop.set()
         producer.join(timeout=60)
+
+
+@app.command()
+def dashboard() -> None:
+    """Start the live web dashboard (if it is not running) and print its URL."""
+    settings = _settings()
+    svc = DashboardService(settings)
+    if not svc.enabled():
+        raise EventlakeError("the dashboard is disabled", "set EVENTLAKE_DASHBOARD_ENABLED=true")
+    if svc.running_process() is None:
+        if PostgresService(settings).endpoint() is None:
+            raise UnreachableError("the dashboard needs PostgreSQL, which is not running", "run `eventlake up`")
+        svc.start()
+    out.print(f"dashboard: {svc.endpoint()}")
 
 
 @setup_app.command("jars")
@@ -186,6 +209,15 @@ def _iso_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+@contextmanager
+def _stopping(server: Served | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if server is not None:
+            server.stop()
+
+
 @app.command()
 def produce(
     source: Annotated[SourceChoice, typer.Option(help="Which generator; `all` interleaves the three.")],
@@ -203,9 +235,24 @@ def produce(
     settings = _settings()
     live = endpoints(settings)
     names = list(settings.topics.sources) if source is SourceChoice.all else [source.value]
-    with Progress(
-        *Progress.get_default_columns(), TextColumn("{task.completed} rounds"), console=err, transient=True
-    ) as bar:
+    # A long-running producer is a service: /metrics and /health/* (producer records in <home>/run).
+    server = None
+    if count is None:
+        checks = {"kafka": kafka_check(live.kafka_bootstrap), "schema_registry": registry_check(live.registry_url)}
+        server = serve(
+            add_health(FastAPI(title="eventlake producer"), checks),
+            name="producer",
+            home=settings.home,
+            host=settings.metrics.host,
+            port=settings.metrics.producer_port,
+        )
+        err.print(f"producer metrics: {server.url}/metrics")
+    with (
+        Progress(
+            *Progress.get_default_columns(), TextColumn("{task.completed} rounds"), console=err, transient=True
+        ) as bar,
+        _stopping(server),
+    ):
         task = bar.add_task(f"producing {', '.join(names)}", total=count)
         summary = run_produce(
             settings,

@@ -283,6 +283,30 @@ class AlertSettings(Section):
         return [a.strip() for a in (self.email_to or "").split(",") if a.strip()]
 
 
+class MetricsSettings(Section):
+    """``/metrics`` and ``/health/*`` of the streaming and producer processes (0 = a free port)."""
+
+    host: str = LOOPBACK
+    streaming_port: Port = 0
+    producer_port: Port = 0
+    #: a micro-batch slower than this is over the SLO (Prometheus rule, dashboard)
+    batch_slo_s: float = Field(default=30.0, gt=0)
+
+
+class DashboardSettings(Section):
+    """The live web dashboard (``eventlake dashboard``), started by ``eventlake up``."""
+
+    enabled: bool = True
+    host: str = LOOPBACK
+    port: Port = 0
+    #: required (Bearer) by mutating endpoints; unset = they are disabled
+    token: SecretStr | None = None
+    #: how often the page gets fresh figures (server-sent events)
+    refresh_s: float = Field(default=5.0, gt=0)
+    #: how much history the charts show
+    window_minutes: int = Field(default=30, gt=0, le=24 * 60)
+
+
 class ConnectSettings(Section):
     """Kafka Connect worker (distributed mode); off until a pipeline needs it."""
 
@@ -322,6 +346,8 @@ class Settings(BaseSettings):
     slack: SlackSettings = SlackSettings()
     smtp: SmtpSettings = SmtpSettings()
     alert: AlertSettings = AlertSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -38,16 +38,17 @@ def pipeline_settings(
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {tag}")
     db_url = base.rsplit("/", 1)[0] + f"/{tag}"
-    settings = make_settings(
-        tag,
-        home=stack.settings.home,
-        s3={"local": True},
-        postgres={"url": db_url},
-        topics={"raw_prefix": f"{tag}.raw.", "dlq_prefix": f"{tag}.dlq.", "alerts": f"{tag}.alerts"},
-        lake={"uri": lake or (tmp_path / "lake").as_uri()},
-        streaming={"checkpoint_dir": (tmp_path / "checkpoints").as_uri()},
-        **overrides,
-    )
+    kwargs: dict[str, Any] = {
+        "home": stack.settings.home,
+        "s3": {"local": True},
+        "postgres": {"url": db_url},
+        "topics": {"raw_prefix": f"{tag}.raw.", "dlq_prefix": f"{tag}.dlq.", "alerts": f"{tag}.alerts"},
+        "lake": {"uri": lake or (tmp_path / "lake").as_uri()},
+        "streaming": {"checkpoint_dir": (tmp_path / "checkpoints").as_uri()},
+    }
+    for key, value in overrides.items():  # sections merge: pipeline_settings(..., streaming={"trigger_s": 1})
+        kwargs[key] = kwargs[key] | value if isinstance(kwargs.get(key), dict) else value
+    settings = make_settings(tag, **kwargs)
     provision_topics(admin_client(endpoints(settings).kafka_bootstrap), settings.topics.specs(), 1)
     return settings
 

@@ -20,6 +20,7 @@ import psycopg
 from eventlake.alerting.channels import Channel, build_channels
 from eventlake.alerting.store import ensure_alert_tables
 from eventlake.config import Settings
+from eventlake.observability.metrics import ALERT_NOTIFICATIONS, DQ_OPEN_ALERTS
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,11 @@ class Dispatcher:
         """Try up to ``limit`` due deliveries once each; returns how many were sent."""
         sent = 0
         with psycopg.connect(self._url) as conn:
+            open_alerts: dict[str, int] = dict(
+                conn.execute("SELECT severity, count(*) FROM dq_alerts WHERE status = 'firing' GROUP BY 1").fetchall()
+            )
+            for severity in ("warning", "critical"):
+                DQ_OPEN_ALERTS.labels(severity).set(open_alerts.get(severity, 0))
             for _ in range(limit):
                 # One row claimed per transaction: a commit releases every lock it holds.
                 row = conn.execute(
@@ -70,6 +76,7 @@ class Dispatcher:
                 " next_attempt_at = now() + make_interval(secs => %s) WHERE id = %s",
                 (attempts, f"{type(err).__name__}: {err}"[:1000], status, delay, delivery_id),
             )
+            ALERT_NOTIFICATIONS.labels(channel, "failed" if status == "failed" else "retry").inc()
             log.warning(
                 "alert delivery failed",
                 extra={
@@ -90,6 +97,7 @@ class Dispatcher:
             "UPDATE dq_alerts SET channels = array_append(channels, %s) WHERE id = %s AND NOT (%s = ANY(channels))",
             (channel, alert_id, channel),
         )
+        ALERT_NOTIFICATIONS.labels(channel, "sent").inc()
         return 1
 
     def pending(self) -> int:

@@ -12,6 +12,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from eventlake.observability.metrics import PRODUCE_ERRORS, PRODUCE_LATENCY, RECORDS_PRODUCED
+
 log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
@@ -31,8 +33,10 @@ DEFAULTS: dict[str, Any] = {
 class EventProducer:
     """Thin facade over ``confluent_kafka.Producer`` that counts deliveries per topic."""
 
-    def __init__(self, bootstrap: str, **overrides: Any) -> None:
+    def __init__(self, bootstrap: str, sources: dict[str, str] | None = None, **overrides: Any) -> None:
+        """``sources`` maps topic -> source name, the ``source`` label of the producer metrics."""
         self.producer = Producer({"bootstrap.servers": bootstrap, **DEFAULTS, **overrides})
+        self._sources = sources or {}
         self.delivered: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()
@@ -40,10 +44,14 @@ class EventProducer:
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         topic = msg.topic() or "?"
+        source = self._sources.get(topic, topic)
         if err is None:
             self.delivered[topic] += 1
+            RECORDS_PRODUCED.labels(source).inc()
+            PRODUCE_LATENCY.labels(source).observe(msg.latency() or 0.0)
         else:
             self.failed[topic] += 1
+            PRODUCE_ERRORS.labels(source).inc()
             log.error("delivery failed", extra={"topic": topic, "error": err.str(), "retriable": err.retriable()})
 
     def send(self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None) -> None:

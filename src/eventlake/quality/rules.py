@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from eventlake.config import SOURCES, Settings
 from eventlake.errors import ConfigError
+from eventlake.streaming.specs import GOLD_SPECS
 
 Severity = Literal["warning", "critical"]
 ROW_RULES = ("not_null", "range", "allowed_values", "regex")
@@ -277,8 +278,6 @@ def load_quality(settings: Settings) -> Quality:
 
 
 def _check_detectors(detectors: tuple[Detector, ...], fail: Any) -> None:
-    from eventlake.streaming.gold import GOLD_SPECS  # noqa: PLC0415 - gold imports pyspark
-
     specs = {s.table: s for s in GOLD_SPECS}
     for i, d in enumerate(detectors):
         spec = specs.get(d.table)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Any, ClassVar
 
 from eventlake.config import Settings
 from eventlake.errors import ServiceError
-from eventlake.services.process import ProcessRef, port_is_free, terminate, wait_until
+from eventlake.services.process import ProcessRef, port_is_free, spawn, tail, terminate, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +180,29 @@ class Service(ABC):
             "pid": ref.pid if ref else None,
             "log": state.log if state and self.managed else None,
         }
+
+    def spawn_http(
+        self, module: str, *, host: str, port: int, env: dict[str, str], log_name: str, ready: Callable[[str], Health]
+    ) -> ServiceState:
+        """Start ``python -m <module> --host H --port P`` and wait until ``ready(url)`` is ok."""
+        out = self.dir / log_name
+        ref = spawn([sys.executable, "-m", module, "--host", host, "--port", str(port)], out, env=env)
+        url = f"http://{host}:{port}"
+        if not wait_until(
+            lambda: ready(url).ok, timeout=60, interval=0.3, abort=lambda: None if ref.alive() else "exited"
+        ):
+            terminate(ref)
+            reason = next((ln for ln in reversed(tail(out)) if "rror" in ln), "timed out")
+            raise ServiceError(f"{self.name} failed to start: {reason.strip()[:300]}", f"see {out}")
+        return ServiceState(
+            name=self.name,
+            endpoint=url,
+            ports={"http": port},
+            log=str(out),
+            host=host,
+            pid=ref.pid,
+            create_time=ref.create_time,
+        )
 
     def display_endpoint(self) -> str | None:
         """The endpoint as shown to people (credentials masked)."""

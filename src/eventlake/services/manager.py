@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
+
 from eventlake.config import Settings
 from eventlake.errors import EventlakeError, UnreachableError
 from eventlake.services.base import Service
 from eventlake.services.connect import ConnectService
+from eventlake.services.dashboard import DashboardService
 from eventlake.services.kafka import KafkaService
 from eventlake.services.lake import ensure_lake, lake_status
 from eventlake.services.postgres import PostgresService
+from eventlake.services.process import ProcessRef
 from eventlake.services.registry import RegistryService
 from eventlake.services.s3 import S3Service
 
@@ -27,6 +32,7 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
     S3Service,
     RegistryService,
     ConnectService,
+    DashboardService,
 )
 
 #: env var that points eventlake at an existing instance, per component (for hints)
@@ -39,6 +45,25 @@ EXTERNAL_ENV = {
 }
 
 Progress = Callable[[str, str], None]
+
+
+def streaming_status(settings: Settings) -> dict[str, Any] | None:
+    """The running streaming process (``eventlake stream``/``run``), from its record; None if none runs."""
+    record = settings.home / "run" / "streaming.json"
+    try:
+        info = json.loads(record.read_text())
+        ref = ProcessRef(int(info["pid"]), float(info["create_time"]))
+    except (OSError, ValueError, KeyError):
+        return None
+    if not ref.alive():
+        return None
+    try:
+        resp = httpx.get(f"{info['url']}/health/ready", timeout=5)
+        body = resp.json()
+    except (httpx.HTTPError, ValueError) as err:
+        return {"url": info["url"], "ok": False, "detail": f"no answer: {err}", "pid": ref.pid}
+    failing = "; ".join(f"{n}: {c['detail']}" for n, c in body.get("checks", {}).items() if not c["ok"])
+    return {"url": info["url"], "ok": resp.status_code == 200, "detail": failing or "ready", "pid": ref.pid}
 
 
 class Stack:
@@ -125,6 +150,9 @@ class Stack:
             },
         )
         out["lake"] = lake_status(self.settings)
+        streaming = streaming_status(self.settings)
+        if streaming is not None:
+            out["streaming"] = streaming
         return out
 
     def healthy(self) -> bool:

@@ -7,14 +7,13 @@ its environment (never its command line, which ``ps`` shows).
 from __future__ import annotations
 
 import os
-import sys
 
 import httpx
 
-from eventlake.errors import ServiceError, UnreachableError
+from eventlake.errors import UnreachableError
 from eventlake.services.base import Health, Service, ServiceState
 from eventlake.services.postgres import PostgresService
-from eventlake.services.process import choose_port, spawn, tail, terminate, wait_until
+from eventlake.services.process import choose_port
 
 
 def registry_health(url: str) -> Health:
@@ -58,21 +57,6 @@ class RegistryService(Service):
         for key, secret in (("AUTH_TOKEN", cfg.auth_token), ("BASIC_AUTH", cfg.basic_auth)):
             if secret is not None:
                 env[f"EVENTLAKE_REGISTRY_{key}"] = secret.get_secret_value()
-        out = self.dir / "registry.log"
-        ref = spawn([sys.executable, "-m", "eventlake.registry", "--host", cfg.host, "--port", str(port)], out, env=env)
-        url = f"http://{cfg.host}:{port}"
-        if not wait_until(
-            lambda: registry_health(url).ok, timeout=60, interval=0.3, abort=lambda: None if ref.alive() else "exited"
-        ):
-            terminate(ref)
-            reason = next((ln for ln in reversed(tail(out)) if "rror" in ln), "timed out")
-            raise ServiceError(f"the Schema Registry failed to start: {reason.strip()[:300]}", f"see {out}")
-        return ServiceState(
-            name=self.name,
-            endpoint=url,
-            ports={"http": port},
-            log=str(out),
-            host=cfg.host,
-            pid=ref.pid,
-            create_time=ref.create_time,
+        return self.spawn_http(
+            "eventlake.registry", host=cfg.host, port=port, env=env, log_name="registry.log", ready=registry_health
         )

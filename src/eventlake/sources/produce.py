@@ -193,7 +193,7 @@ def produce(
         start_ms=start_ms,
         faults=faults,
     )
-    producer = EventProducer(bootstrap)
+    producer = EventProducer(bootstrap, sources={lane.tally.topic: lane.tally.source for lane in lanes})
     pacer = Pacer(rate)
     started = time.monotonic()
     interrupted = False

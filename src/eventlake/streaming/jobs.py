@@ -8,11 +8,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
 from eventlake.alerting.dispatcher import Dispatcher
 from eventlake.config import Settings
+from eventlake.observability.lag import LagCollector
+from eventlake.observability.server import add_health, kafka_check, postgres_check, serve
 from eventlake.quality.rules import load_quality
 from eventlake.quality.store import ensure_quality_tables
 from eventlake.services import Endpoints
@@ -91,9 +95,13 @@ def run_jobs(
     until_idle: bool,
     on_progress: Callable[[dict[str, QueryProgress]], None] | None = None,
     progress_every_s: float = 15.0,
+    stop: threading.Event | None = None,
 ) -> dict[str, SilverCounts]:
-    """Build the session, run the jobs; without ``until_idle`` block until SIGTERM/Ctrl-C, then stop
-    the queries gracefully (each finishes its current micro-batch)."""
+    """Build the session and run the jobs, with the alert dispatcher and ``/metrics`` + ``/health``.
+
+    Without ``until_idle`` it blocks until ``stop`` is set (None: until SIGTERM/Ctrl-C, which
+    needs the main thread), then stops the queries gracefully (each finishes its micro-batch).
+    """
     from eventlake.streaming.session import build_spark  # noqa: PLC0415 - keeps pyspark out of module import
 
     load_quality(settings)  # fail fast, before Spark starts
@@ -103,9 +111,33 @@ def run_jobs(
     counts: dict[str, SilverCounts] = {}
     ensure_quality_tables(live.postgres_url)
     dispatcher = Dispatcher(settings, live.postgres_url, live.kafka_bootstrap).start()
+    lag = LagCollector(live.kafka_bootstrap, recorder.kafka_offsets)
+    REGISTRY.register(lag)
+    checks = {
+        "kafka": kafka_check(live.kafka_bootstrap),
+        "postgres": postgres_check(live.postgres_url),
+        "queries": lambda: _queries_ok(recorder),
+    }
+    server = serve(
+        add_health(FastAPI(title="eventlake streaming"), checks),
+        name="streaming",
+        home=settings.home,
+        host=settings.metrics.host,
+        port=settings.metrics.streaming_port,
+    )
     try:
-        return _run(spark, settings, live, jobs, until_idle, on_progress, progress_every_s, recorder, counts)
+        queries = start_jobs(spark, settings, live, jobs, until_idle=until_idle, counts=counts)
+        if not until_idle:
+            _wait(queries, recorder, on_progress, progress_every_s, stop)
+        elif on_progress is not None:
+            time.sleep(1)  # listener events arrive asynchronously
+            on_progress(recorder.snapshot())
+        return counts
     finally:
+        spark.streams.removeListener(recorder)
+        server.stop()
+        REGISTRY.unregister(lag)
+        lag.close()
         dispatcher.stop()
         if until_idle:
             # Give the alerts of this run a bounded chance to go out; what stays pending is retried
@@ -115,36 +147,33 @@ def run_jobs(
                 log.warning("alert deliveries still pending at exit", extra={"pending": left})
 
 
-def _run(  # noqa: PLR0917
-    spark: SparkSession,
-    settings: Settings,
-    live: Endpoints,
-    jobs: Sequence[str],
-    until_idle: bool,
+def _queries_ok(recorder: ProgressRecorder) -> tuple[bool, str]:
+    failed = [f"{q.name}: {q.error}" for q in recorder.snapshot().values() if q.error]
+    return (not failed, "; ".join(failed) or "no failed query")
+
+
+def _wait(
+    queries: list[StreamingQuery],
+    recorder: ProgressRecorder,
     on_progress: Callable[[dict[str, QueryProgress]], None] | None,
     progress_every_s: float,
-    recorder: ProgressRecorder,
-    counts: dict[str, SilverCounts],
-) -> dict[str, SilverCounts]:
-    queries = start_jobs(spark, settings, live, jobs, until_idle=until_idle, counts=counts)
-    if until_idle:
-        if on_progress is not None:
-            time.sleep(1)  # listener events arrive asynchronously
-            on_progress(recorder.snapshot())
-        return counts
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop: threading.Event | None,
+) -> None:
+    if stop is None:
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
     last_report = time.monotonic()
-    while not stop.is_set():
-        failed = [q for q in queries if not q.isActive and q.exception() is not None]
-        if failed:
-            raise RuntimeError(f"query {failed[0].name} failed: {failed[0].exception()}")
-        if on_progress is not None and time.monotonic() - last_report >= progress_every_s:
-            on_progress(recorder.snapshot())
-            last_report = time.monotonic()
-        stop.wait(1.0)
-    log.info("stopping streaming queries")
-    for q in queries:
-        q.stop()
-    return counts
+    try:
+        while not stop.is_set():
+            failed = [q for q in queries if not q.isActive and q.exception() is not None]
+            if failed:
+                raise RuntimeError(f"query {failed[0].name} failed: {failed[0].exception()}")
+            if on_progress is not None and time.monotonic() - last_report >= progress_every_s:
+                on_progress(recorder.snapshot())
+                last_report = time.monotonic()
+            stop.wait(1.0)
+    finally:
+        log.info("stopping streaming queries")
+        for q in queries:
+            q.stop()

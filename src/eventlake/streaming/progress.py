@@ -7,7 +7,9 @@ that is safe to read from another thread (a Prometheus collector, the CLI's prog
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,6 +19,14 @@ from pyspark.sql.streaming.listener import (
     QueryStartedEvent,
     QueryTerminatedEvent,
     StreamingQueryListener,
+)
+
+from eventlake.observability.metrics import (
+    STREAM_BATCH_DURATION,
+    STREAM_INPUT_ROWS,
+    STREAM_LAST_PROGRESS,
+    STREAM_ROWS_PER_S,
+    STREAM_STATE_ROWS,
 )
 
 
@@ -34,12 +44,32 @@ class QueryProgress:
     error: str | None = None
 
 
+Offsets = dict[str, dict[int, int]]  # topic -> partition -> next offset to read
+
+
+def kafka_offsets(text: str | None) -> Offsets:
+    """A Kafka source's ``endOffset`` JSON (``{"topic": {"0": 42}}``); {} for other sources."""
+    try:
+        doc = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        return {}
+    if not isinstance(doc, dict) or not all(isinstance(v, dict) for v in doc.values()):
+        return {}
+    try:
+        return {t: {int(p): int(o) for p, o in parts.items()} for t, parts in doc.items()}
+    except (TypeError, ValueError):
+        return {}  # e.g. a Delta source's offset: not partition -> offset
+
+
 class ProgressRecorder(StreamingQueryListener):
+    """Keeps the latest figures per query and exports them as Prometheus metrics."""
+
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()
         self._queries: dict[str, QueryProgress] = {}
         self._names: dict[str, str] = {}  # query id -> name (terminated events carry the id only)
+        self._offsets: dict[str, Offsets] = {}
 
     def onQueryStarted(self, event: QueryStartedEvent) -> None:
         name = event.name or str(event.id)
@@ -64,6 +94,15 @@ class ProgressRecorder(StreamingQueryListener):
                 watermark=event_time.get("watermark", old.watermark),
                 state_rows=int(state_rows),
             )
+            for source in p.sources or []:
+                offsets = kafka_offsets(source.endOffset)
+                if offsets:
+                    self._offsets[name] = offsets
+        STREAM_INPUT_ROWS.labels(name).inc(int(p.numInputRows))
+        STREAM_ROWS_PER_S.labels(name).set(float(p.processedRowsPerSecond or 0.0))
+        STREAM_BATCH_DURATION.labels(name).observe(float(p.batchDuration) / 1000)
+        STREAM_STATE_ROWS.labels(name).set(int(state_rows))
+        STREAM_LAST_PROGRESS.labels(name).set(time.time())
 
     def onQueryIdle(self, event: QueryIdleEvent) -> None:
         return None  # an idle trigger changes no figure
@@ -78,3 +117,8 @@ class ProgressRecorder(StreamingQueryListener):
     def snapshot(self) -> dict[str, QueryProgress]:
         with self._lock:
             return dict(self._queries)
+
+    def kafka_offsets(self) -> dict[str, Offsets]:
+        """Per query reading Kafka: the offsets its last micro-batch read up to (checkpointed)."""
+        with self._lock:
+            return {q: {t: dict(p) for t, p in o.items()} for q, o in self._offsets.items()}

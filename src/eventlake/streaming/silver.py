@@ -36,6 +36,13 @@ from pyspark.sql.avro.functions import from_avro
 from pyspark.sql.streaming.query import StreamingQuery
 
 from eventlake.config import Settings
+from eventlake.observability.metrics import (
+    DQ_CHECKED,
+    DQ_FAILED,
+    SINK_COMMIT,
+    SINK_ROWS,
+    STREAM_WATERMARK_DELAY,
+)
 from eventlake.quality import checks
 from eventlake.quality.rules import SourceRules
 from eventlake.quality.store import DECODE, LATE, METRICS_SCHEMA, BatchFacts, Metric, StoredMetric, record_batch
@@ -168,7 +175,6 @@ def make_silver_batch(
 ) -> Callable[[DataFrame, int], None]:
     """The ``foreachBatch`` function of one source's silver query."""
     name = f"silver_{source}"
-    metrics_path = table(settings, "quality", "metrics")
     schemas = SchemaCache(registry_url, f"{settings.topics.raw(source)}-value")
     silver_path = table(settings, "silver", source)
     quarantine_path = table(settings, "quarantine", source)
@@ -237,11 +243,14 @@ def make_silver_batch(
                 )
             )
             n_valid = sum(int(r["n"]) for r in stats)
-            inserted = _merge_insert(spark, unique, silver_path)
+            with SINK_COMMIT.labels("delta", f"silver/{source}").time():
+                inserted = _merge_insert(spark, unique, silver_path)
+            SINK_ROWS.labels("delta", f"silver/{source}").inc(inserted)
             save_watermarks(postgres_url, name, batch_id, _maxima(stats).items())
             facts = _facts(stats, rules, optional, prior=prior, ids=ids, dupes=n_valid - inserted)
-            metrics = record_batch(postgres_url, settings, rules, batch_id, facts)
-            _write_metrics(spark, metrics_path, query=name, source=source, batch_id=batch_id, metrics=metrics)
+            _record_quality(
+                spark, settings, rules, postgres_url=postgres_url, query=name, batch_id=batch_id, facts=facts
+            )
             counts.input += n_valid + quarantined
             counts.valid += inserted
             counts.duplicates += n_valid - inserted
@@ -255,6 +264,30 @@ def make_silver_batch(
             batch.unpersist()
 
     return process
+
+
+def _record_quality(
+    spark: SparkSession,
+    settings: Settings,
+    rules: SourceRules,
+    *,
+    postgres_url: str,
+    query: str,
+    batch_id: int,
+    facts: BatchFacts,
+) -> None:
+    """DQ results of the batch: PostgreSQL (and alerts), Delta ``quality/metrics``, Prometheus."""
+    source = rules.source
+    metrics = record_batch(postgres_url, settings, rules, batch_id, facts)
+    path = table(settings, "quality", "metrics")
+    _write_metrics(spark, path, query=query, source=source, batch_id=batch_id, metrics=metrics)
+    for m in metrics:
+        DQ_CHECKED.labels(source, m.rule).inc(m.checked)
+        DQ_FAILED.labels(source, m.rule).inc(m.failed)
+    if facts.watermark is not None:
+        # silver's event-time watermark: the newest event minus the allowed lateness
+        lateness = dt.timedelta(seconds=settings.streaming.allowed_lateness_s)
+        STREAM_WATERMARK_DELAY.labels(query).set((dt.datetime.now(dt.UTC) - facts.watermark + lateness).total_seconds())
 
 
 def _write_metrics(
@@ -323,6 +356,7 @@ def _write_quarantine(
             .save(path)
         )
         by_reason = {r["reason"]: int(r["count"]) for r in rows.groupBy("reason").count().collect()}
+        SINK_ROWS.labels("delta", f"quarantine/{source}").inc(sum(by_reason.values()))
         for reason, n in by_reason.items():
             counts.quarantined[reason] = counts.quarantined.get(reason, 0) + n
         headers = F.array(
@@ -339,6 +373,7 @@ def _write_quarantine(
             .option("topic", settings.topics.dlq(source))
             .save()
         )
+        SINK_ROWS.labels("kafka", settings.topics.dlq(source)).inc(sum(by_reason.values()))
         return sum(by_reason.values())
     finally:
         rows.unpersist()

@@ -1,4 +1,4 @@
-"""Create the bronze and silver Delta tables up front, so downstream queries can start on them
+"""Create the bronze, silver and quality Delta tables up front, so downstream queries can start on them
 before the first record arrives (a Delta stream cannot start on a path that is not a table)."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pyspark.sql.types import (
 )
 
 from eventlake.config import Settings
+from eventlake.quality.store import METRICS_SCHEMA
 from eventlake.streaming.paths import table
 from eventlake.streaming.schemas import SchemaCache
 
@@ -64,6 +65,11 @@ def silver_schema(spark: SparkSession, reader_schema: str) -> StructType:
 
 
 def ensure_tables(spark: SparkSession, settings: Settings, registry_url: str) -> None:
+    # Written by every source's silver query: created once here, else concurrent first writers
+    # race on the protocol (ProtocolChangedException).
+    DeltaTable.createIfNotExists(spark).location(table(settings, "quality", "metrics")).addColumns(
+        spark.createDataFrame([], METRICS_SCHEMA).schema
+    ).execute()
     for source in settings.topics.sources:
         DeltaTable.createIfNotExists(spark).location(table(settings, "bronze", source)).addColumns(
             BRONZE_SCHEMA

@@ -1,0 +1,282 @@
+"""The live web dashboard: KPIs from the PostgreSQL gold tables, pipeline health, data quality.
+
+``GET /`` is a static page (uPlot, vendored from npm at setup: no CDN at run time) that listens
+to ``GET /api/events`` (server-sent events, one snapshot every ``dashboard.refresh_s``) and
+redraws without reloading. ``GET /api/snapshot`` is the same JSON once. Read-only, except
+``POST /api/alerts/{id}/resolve``, which needs ``Authorization: Bearer <dashboard.token>`` and is
+disabled when no token is configured.
+
+Each chart covers the last ``dashboard.window_minutes`` before the newest window *of its table*
+(not before now), so replays and simulated clocks show their data too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import psycopg
+from fastapi import FastAPI, Header, HTTPException
+from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client.parser import text_string_to_metric_families
+
+from eventlake.config import Settings
+from eventlake.observability.metrics import DASHBOARD_SNAPSHOTS
+from eventlake.observability.server import add_health, postgres_check
+from eventlake.quality.report import open_alerts, rule_rates
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+
+
+def _since(conn: psycopg.Connection[Any], table: str, minutes: int) -> dt.datetime | None:
+    row = conn.execute(f"SELECT max(window_start) FROM {table}").fetchone()  # noqa: S608 - fixed table names
+    return None if row is None or row[0] is None else row[0] - dt.timedelta(minutes=minutes)
+
+
+def _epoch(t: dt.datetime) -> float:
+    return t.timestamp()
+
+
+def _series(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """[(window_start, key, value)] -> {"t": [epoch...], "series": {key: [value or None per t]}}."""
+    times = sorted({r[0] for r in rows})
+    index = {t: i for i, t in enumerate(times)}
+    series: dict[str, list[float | None]] = {}
+    for t, key, value in rows:
+        series.setdefault(str(key), [None] * len(times))[index[t]] = None if value is None else float(value)
+    return {"t": [_epoch(t) for t in times], "series": dict(sorted(series.items()))}
+
+
+def gold_kpis(conn: psycopg.Connection[Any], minutes: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    since = _since(conn, "gold_user_activity_1m", minutes)
+    rows = (
+        conn.execute(
+            "SELECT window_start, event_type, events FROM gold_user_activity_1m WHERE window_start > %s ORDER BY 1",
+            (since,),
+        ).fetchall()
+        if since
+        else []
+    )
+    out["activity"] = _series(rows) | {"total": sum(int(r[2]) for r in rows)}
+    since = _since(conn, "gold_transactions_1m", minutes)
+    rows = (
+        conn.execute(
+            "SELECT window_start, merchant_category, amount_sum, txn_count, declined_count FROM gold_transactions_1m"
+            " WHERE window_start > %s ORDER BY 1",
+            (since,),
+        ).fetchall()
+        if since
+        else []
+    )
+    by_category: dict[str, list[int]] = {}
+    for _, cat, _, n, declined in rows:
+        agg = by_category.setdefault(cat, [0, 0])
+        agg[0] += int(n)
+        agg[1] += int(declined)
+    out["transactions"] = _series([(t, c, a) for t, c, a, _, _ in rows]) | {
+        "categories": [
+            {"category": c, "txns": n, "declined": d, "decline_rate": d / n if n else 0.0}
+            for c, (n, d) in sorted(by_category.items())
+        ],
+        "total_amount": sum(float(r[2] or 0) for r in rows),
+    }
+    since = _since(conn, "gold_iot_sensors_1m", minutes)
+    devices = (
+        conn.execute(
+            "SELECT g.device_id, g.sensor_type, sum(g.readings), avg(g.avg_value),"
+            " (SELECT count(*) FROM anomalies a WHERE a.source = 'iot_sensors' AND a.series_key = g.device_id"
+            "  AND a.window_start > %s) AS anomalies"
+            " FROM gold_iot_sensors_1m g WHERE g.window_start > %s GROUP BY 1, 2 ORDER BY anomalies DESC, 1 LIMIT 15",
+            (since, since),
+        ).fetchall()
+        if since
+        else []
+    )
+    readings = (
+        conn.execute(
+            "SELECT window_start, sensor_type, sum(readings) FROM gold_iot_sensors_1m WHERE window_start > %s"
+            " GROUP BY 1, 2 ORDER BY 1",
+            (since,),
+        ).fetchall()
+        if since
+        else []
+    )
+    out["iot"] = _series(readings) | {
+        "devices": [
+            {"device": d, "type": t, "readings": int(n), "avg": float(a or 0), "anomalies": int(k)}
+            for d, t, n, a, k in devices
+        ],
+        "anomalies": int(
+            conn.execute("SELECT count(*) FROM anomalies WHERE window_start > %s", (since,)).fetchone()[0]  # type: ignore[index]
+        )
+        if since
+        else 0,
+    }
+    return out
+
+
+def quality(conn: psycopg.Connection[Any], minutes: int) -> dict[str, Any]:
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes)
+    return {
+        "rules": [
+            {
+                "source": r.source,
+                "rule": r.rule,
+                "severity": r.severity,
+                "checked": r.checked,
+                "failed": r.failed,
+                "pass_rate": r.pass_rate,
+            }
+            for r in rule_rates(conn, since)
+            if r.checked
+        ],
+        "alerts": [
+            {"key": k, "severity": s, "first_seen": f.isoformat(), "last_seen": last.isoformat(), "message": m}
+            for k, s, f, last, m, _ in open_alerts(conn)
+        ],
+    }
+
+
+def pipeline(metrics_url: str | None) -> dict[str, Any]:
+    """Per query: input rows/s, last batch duration, watermark delay; lag per query (from /metrics)."""
+    if metrics_url is None:
+        return {"running": False, "queries": {}}
+    try:
+        text = httpx.get(f"{metrics_url}/metrics", timeout=3).text
+    except httpx.HTTPError as err:
+        return {"running": False, "queries": {}, "detail": f"{type(err).__name__}"}
+    queries: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            query = sample.labels.get("query")
+            if query is None:
+                continue
+            q = queries.setdefault(query, {"rows_per_s": 0.0, "lag": 0.0, "batches": 0.0, "batch_s_sum": 0.0})
+            if sample.name == "eventlake_stream_processed_rows_per_second":
+                q["rows_per_s"] = sample.value
+            elif sample.name == "eventlake_kafka_consumer_lag":
+                q["lag"] += sample.value
+            elif sample.name == "eventlake_stream_batch_duration_seconds_count":
+                q["batches"] = sample.value
+            elif sample.name == "eventlake_stream_batch_duration_seconds_sum":
+                q["batch_s_sum"] = sample.value
+            elif sample.name == "eventlake_stream_watermark_delay_seconds":
+                q["watermark_delay_s"] = sample.value
+    for q in queries.values():
+        q["avg_batch_s"] = q.pop("batch_s_sum") / q["batches"] if q["batches"] else 0.0
+    return {"running": True, "queries": dict(sorted(queries.items()))}
+
+
+def streaming_metrics_url(settings: Settings) -> str | None:
+    """The streaming process's URL, from the record it leaves in ``<home>/run/streaming.json``."""
+    record = settings.home / "run" / "streaming.json"
+    try:
+        return str(json.loads(record.read_text())["url"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def create_app(settings: Settings, postgres_url: str) -> FastAPI:
+    app = FastAPI(title="eventlake dashboard", docs_url=None, redoc_url=None)
+    cfg = settings.dashboard
+    add_health(app, {"postgres": postgres_check(postgres_url)})
+
+    def snapshot() -> dict[str, Any]:
+        with psycopg.connect(postgres_url, connect_timeout=5) as conn:
+            body = {
+                "generated_at": dt.datetime.now(dt.UTC).isoformat(),
+                "window_minutes": cfg.window_minutes,
+                "kpis": gold_kpis(conn, cfg.window_minutes),
+                "quality": quality(conn, cfg.window_minutes),
+            }
+        body["pipeline"] = pipeline(streaming_metrics_url(settings))
+        DASHBOARD_SNAPSHOTS.inc()
+        return body
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/api/snapshot")
+    def api_snapshot() -> dict[str, Any]:
+        try:
+            return snapshot()
+        except psycopg.Error as err:
+            raise HTTPException(503, f"PostgreSQL unavailable: {type(err).__name__}") from err
+
+    @app.get("/api/events")
+    async def events() -> StreamingResponse:
+        async def stream() -> AsyncIterator[str]:
+            while True:
+                try:
+                    data = await asyncio.to_thread(snapshot)
+                    yield f"event: snapshot\ndata: {json.dumps(data, default=str)}\n\n"
+                except psycopg.Error as err:
+                    log.warning("dashboard snapshot failed", extra={"error": type(err).__name__})
+                    yield f"event: problem\ndata: {json.dumps({'detail': type(err).__name__})}\n\n"
+                await asyncio.sleep(cfg.refresh_s)
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @app.post("/api/alerts/{alert_id}/resolve")
+    def resolve(alert_id: int, authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+        if cfg.token is None:
+            raise HTTPException(403, "mutating endpoints are disabled: set EVENTLAKE_DASHBOARD_TOKEN")
+        expected = f"Bearer {cfg.token.get_secret_value()}"
+        if authorization is None or not hmac.compare_digest(authorization, expected):
+            raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+        with psycopg.connect(postgres_url) as conn:
+            row = conn.execute(
+                "UPDATE dq_alerts SET status = 'resolved', resolved_at = now() WHERE id = %s AND status = 'firing'"
+                " RETURNING key",
+                (alert_id,),
+            ).fetchone()
+        if row is None:
+            raise HTTPException(404, f"no firing alert {alert_id}")
+        log.info("alert resolved by hand", extra={"alert_id": alert_id, "key": row[0]})
+        return {"id": alert_id, "key": row[0], "status": "resolved"}
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def main() -> None:
+    """``python -m eventlake.observability.dashboard --host H --port P`` (the service manager runs this)."""
+    import argparse  # noqa: PLC0415
+
+    import uvicorn  # noqa: PLC0415
+
+    from eventlake.config import load_settings  # noqa: PLC0415
+    from eventlake.logs import configure_logging  # noqa: PLC0415
+    from eventlake.quality.store import ensure_quality_tables  # noqa: PLC0415
+    from eventlake.streaming.specs import GOLD_SPECS, ensure_gold_table  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="python -m eventlake.observability.dashboard")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    settings = load_settings()
+    configure_logging("INFO")
+    if settings.postgres.url is None:
+        raise SystemExit("error: EVENTLAKE_POSTGRES_URL is not set; the dashboard reads the gold tables from it")
+    url = settings.postgres.url.get_secret_value()
+    # The page must work before the first pipeline run: the tables it reads exist (empty).
+    ensure_quality_tables(url)
+    for spec in GOLD_SPECS:
+        ensure_gold_table(url, spec)
+    uvicorn.run(create_app(settings, url), host=args.host, port=args.port, access_log=False, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

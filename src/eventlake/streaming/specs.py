@@ -1,0 +1,89 @@
+"""The gold tables: what each aggregates, and their PostgreSQL DDL (no Spark needed to read this)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+
+@dataclass(frozen=True)
+class GoldSpec:
+    """One gold table: group keys and aggregates (Spark SQL), with their PostgreSQL types."""
+
+    table: str
+    source: str
+    keys: tuple[tuple[str, str], ...]  # (column, pg type)
+    aggs: tuple[tuple[str, str, str], ...]  # (column, spark sql aggregate, pg type)
+    window_minutes: int = 1
+    slide_minutes: int = 1  # == window_minutes: tumbling; smaller: sliding
+
+    @property
+    def key_columns(self) -> list[str]:
+        return ["window_start", *(k for k, _ in self.keys)]
+
+    @property
+    def columns(self) -> list[str]:
+        return ["window_start", "window_end", *(k for k, _ in self.keys), *(a for a, _, _ in self.aggs)]
+
+
+GOLD_SPECS: tuple[GoldSpec, ...] = (
+    GoldSpec(
+        "gold_user_activity_1m",
+        "user_activity",
+        keys=(("event_type", "text"),),
+        aggs=(("events", "count(*)", "bigint"), ("unique_users", "count(DISTINCT user_id)", "bigint")),
+    ),
+    GoldSpec(
+        "gold_iot_sensors_1m",
+        "iot_sensors",
+        keys=(("device_id", "text"), ("sensor_type", "text")),
+        aggs=(
+            ("readings", "count(*)", "bigint"),
+            ("avg_value", "avg(value)", "double precision"),
+            ("min_value", "min(value)", "double precision"),
+            ("max_value", "max(value)", "double precision"),
+            # Extension beyond the contract columns: exact 95th percentile (linear interpolation).
+            ("p95_value", "percentile(value, 0.95)", "double precision"),
+        ),
+    ),
+    GoldSpec(
+        "gold_transactions_1m",
+        "transactions",
+        keys=(("merchant_category", "text"),),
+        aggs=(
+            ("txn_count", "count(*)", "bigint"),
+            ("amount_sum", "sum(amount)", "double precision"),
+            ("declined_count", "count_if(status = 'DECLINED')", "bigint"),
+        ),
+    ),
+    # Sliding: 5-minute windows every minute, so each event counts in five rows.
+    GoldSpec(
+        "gold_transactions_5m_sliding",
+        "transactions",
+        keys=(("merchant_category", "text"),),
+        aggs=(("txn_count", "count(*)", "bigint"), ("amount_sum", "sum(amount)", "double precision")),
+        window_minutes=5,
+        slide_minutes=1,
+    ),
+)
+SPECS_BY_SOURCE: dict[str, tuple[GoldSpec, ...]] = {
+    src: tuple(s for s in GOLD_SPECS if s.source == src) for src in {s.source for s in GOLD_SPECS}
+}
+
+
+def ensure_gold_table(url: str, spec: GoldSpec) -> None:
+    cols: list[sql.Composable] = [
+        sql.SQL("window_start timestamptz NOT NULL"),
+        sql.SQL("window_end timestamptz NOT NULL"),
+    ]
+    cols += [sql.SQL("{} {} NOT NULL").format(sql.Identifier(k), sql.SQL(t)) for k, t in spec.keys]
+    cols += [sql.SQL("{} {}").format(sql.Identifier(a), sql.SQL(t)) for a, _, t in spec.aggs]
+    cols.append(sql.SQL("updated_at timestamptz NOT NULL DEFAULT now()"))
+    pk = sql.SQL(", ").join(sql.Identifier(c) for c in spec.key_columns)
+    ddl = sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
+        sql.Identifier(spec.table), sql.SQL(", ").join(cols), pk
+    )
+    with psycopg.connect(url) as conn:
+        conn.execute(ddl)
