@@ -61,8 +61,8 @@ run: setup
 test: setup lint typecheck pytest
 
 lint:
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench config/grafana
+	$(BIN)/ruff format --check src tests bench config/grafana
 
 typecheck:
 	$(BIN)/mypy

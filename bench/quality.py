@@ -22,8 +22,8 @@ from pathlib import Path
 import psycopg
 
 from eventlake.config import load_settings
-from eventlake.quality.anomaly import detect, ensure_anomaly_tables
-from eventlake.quality.evaluate import OfflineGold, Window, offline_iot_gold, score
+from eventlake.quality.anomaly import ensure_anomaly_tables
+from eventlake.quality.evaluate import OfflineGold, Window, offline_iot_gold, replay, score
 from eventlake.quality.rules import Detector, load_quality
 from eventlake.services import Stack, endpoints
 from eventlake.streaming.gold import SPECS_BY_SOURCE, ensure_gold_table
@@ -71,22 +71,9 @@ def main() -> None:
         try:
             url = endpoints(settings).postgres_url
             ensure_gold_table(url, SPECS_BY_SOURCE["iot_sensors"][0])
-            minutes = sorted({r[0] for r in gold.rows})
-            scored = 0.0
             with psycopg.connect(url) as conn:
                 ensure_anomaly_tables(conn)
-                for i in range(0, len(minutes), 5):
-                    chunk = set(minutes[i : i + 5])
-                    conn.cursor().executemany(
-                        "INSERT INTO gold_iot_sensors_1m (window_start, window_end, device_id, sensor_type,"
-                        " readings, avg_value, min_value, max_value) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                        [r for r in gold.rows if r[0] in chunk],
-                    )
-                    conn.commit()
-                    t = time.monotonic()
-                    for d in detectors:
-                        detect(conn, d, "iot_sensors", LATENESS)
-                    scored += time.monotonic() - t
+                run = replay(conn, gold, detectors, LATENESS)
                 flagged = {(k, ws) for k, ws in conn.execute("SELECT series_key, window_start FROM anomalies")}
         finally:
             stack.down()
@@ -96,7 +83,7 @@ def main() -> None:
     print(f"quality baseline(mean/stdev)  {base}")
     print(
         f"quality f1_ratio {ours.f1 / base.f1 if base.f1 else float('inf'):.2f}  "
-        f"windows_scored_per_s {len(gold.rows) * len(detectors) / scored:,.0f}"
+        f"windows_scored_per_s {len(gold.rows) * len(detectors) / run.detect_s:,.0f}"
     )
     for kind, windows in sorted(gold.labelled.items()):
         recall = len(flagged & windows) / len(windows)

@@ -465,3 +465,11 @@ def test_dashboards_query_only_eventlake_tables() -> None:
             assert "$__timeFilter(window_start)" in raw_sql, f"{where}: gold queries filter on window_start"
     used = {t for _, raw_sql in sqls for t in sql_tables(raw_sql)}
     assert used == POSTGRES_TABLES, f"tables without a panel: {POSTGRES_TABLES - used}"
+
+
+def test_readme_lists_every_metric() -> None:
+    from eventlake.observability.metrics import CATALOGUE  # noqa: PLC0415
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [name for name, *_ in CATALOGUE if f"| `{name}` |" not in readme]
+    assert not missing, f"add to the README's metric table: {missing}"

@@ -143,6 +143,7 @@ def test_metrics_health_and_dashboard_during_a_real_run(
                 m = scrape(url)
                 return all(
                     value(m, "eventlake_stream_input_rows_total", query=f"bronze_{s}") == expected
+                    and value(m, "eventlake_stream_input_rows_total", query=f"silver_{s}") == expected
                     and value(m, "eventlake_stream_input_rows_total", query=f"gold_{s}") > 0
                     and value(m, "eventlake_kafka_consumer_lag", query=f"bronze_{s}") == 0
                     for s in SOURCES
@@ -223,7 +224,7 @@ def test_metrics_health_and_dashboard_during_a_real_run(
             assert "%" in browser.find_element(By.ID, "tbl-rules").text
             shot = tmp_path / "dashboard.png"
             assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
-            if target := __import__("os").environ.get("EVENTLAKE_SCREENSHOT_TO"):
+            if target := __import__("os").environ.get("DASHBOARD_SCREENSHOT_TO"):
                 shutil.copy(shot, target)  # how docs/dashboard.png is refreshed
         finally:
             browser.quit()

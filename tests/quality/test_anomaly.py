@@ -8,7 +8,7 @@ import datetime as dt
 import psycopg
 
 from eventlake.quality.anomaly import detect, ensure_anomaly_tables, robust_score
-from eventlake.quality.evaluate import OfflineGold, Window, offline_iot_gold, score
+from eventlake.quality.evaluate import OfflineGold, Window, offline_iot_gold, replay, score
 from eventlake.quality.rules import load_quality
 from eventlake.streaming.gold import SPECS_BY_SOURCE, ensure_gold_table
 from tests.conftest import MakeSettings
@@ -48,19 +48,7 @@ def test_detector_finds_labelled_spikes_online(make_settings: MakeSettings, fres
     ensure_gold_table(fresh_db, spec)
     with psycopg.connect(fresh_db) as conn:
         ensure_anomaly_tables(conn)
-        # Rows arrive a few minutes at a time, as gold batches do; the detector scores what closed.
-        by_minute = sorted({r[0] for r in gold.rows})
-        found = []
-        for i in range(0, len(by_minute), 5):
-            chunk = set(by_minute[i : i + 5])
-            conn.cursor().executemany(
-                "INSERT INTO gold_iot_sensors_1m (window_start, window_end, device_id, sensor_type, readings,"
-                " avg_value, min_value, max_value) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                [r for r in gold.rows if r[0] in chunk],
-            )
-            conn.commit()
-            for d in detectors:
-                found += detect(conn, d, "iot_sensors", LATENESS)
+        found = replay(conn, gold, detectors, LATENESS).found
         # A second pass finds nothing new: each window is scored once.
         assert all(detect(conn, d, "iot_sensors", LATENESS) == [] for d in detectors)
         stored = conn.execute("SELECT series_key, window_start, detector FROM anomalies").fetchall()

@@ -32,6 +32,8 @@ from eventlake.config import Settings
 from eventlake.observability.metrics import DASHBOARD_SNAPSHOTS
 from eventlake.observability.server import add_health, postgres_check
 from eventlake.quality.report import open_alerts, rule_rates
+from eventlake.quality.store import ensure_quality_tables
+from eventlake.streaming.specs import GOLD_SPECS, ensure_gold_table
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +190,11 @@ def streaming_metrics_url(settings: Settings) -> str | None:
 
 
 def create_app(settings: Settings, postgres_url: str) -> FastAPI:
+    """The dashboard over ``postgres_url``. Creates the (empty) tables it reads if they do not exist yet,
+    so the page works before the first pipeline run."""
+    ensure_quality_tables(postgres_url)
+    for spec in GOLD_SPECS:
+        ensure_gold_table(postgres_url, spec)
     app = FastAPI(title="eventlake dashboard", docs_url=None, redoc_url=None)
     cfg = settings.dashboard
     add_health(app, {"postgres": postgres_check(postgres_url)})
@@ -223,7 +230,7 @@ def create_app(settings: Settings, postgres_url: str) -> FastAPI:
                     data = await asyncio.to_thread(snapshot)
                     yield f"event: snapshot\ndata: {json.dumps(data, default=str)}\n\n"
                 except psycopg.Error as err:
-                    log.warning("dashboard snapshot failed", extra={"error": type(err).__name__})
+                    log.warning("dashboard snapshot failed", extra={"error": f"{type(err).__name__}: {err}"[:300]})
                     yield f"event: problem\ndata: {json.dumps({'detail': type(err).__name__})}\n\n"
                 await asyncio.sleep(cfg.refresh_s)
 
@@ -259,8 +266,6 @@ def main() -> None:
 
     from eventlake.config import load_settings  # noqa: PLC0415
     from eventlake.logs import configure_logging  # noqa: PLC0415
-    from eventlake.quality.store import ensure_quality_tables  # noqa: PLC0415
-    from eventlake.streaming.specs import GOLD_SPECS, ensure_gold_table  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(prog="python -m eventlake.observability.dashboard")
     parser.add_argument("--host", default="127.0.0.1")
@@ -271,10 +276,6 @@ def main() -> None:
     if settings.postgres.url is None:
         raise SystemExit("error: EVENTLAKE_POSTGRES_URL is not set; the dashboard reads the gold tables from it")
     url = settings.postgres.url.get_secret_value()
-    # The page must work before the first pipeline run: the tables it reads exist (empty).
-    ensure_quality_tables(url)
-    for spec in GOLD_SPECS:
-        ensure_gold_table(url, spec)
     uvicorn.run(create_app(settings, url), host=args.host, port=args.port, access_log=False, log_config=None)
 
 

@@ -121,5 +121,5 @@ def serve(app: FastAPI, *, name: str, home: Path, host: str, port: int) -> Serve
     state.write_text(
         json.dumps({"name": name, "url": url, "port": chosen, "pid": os.getpid(), "create_time": me.create_time()})
     )
-    log.info("metrics and health served", extra={"name": name, "url": url})
+    log.info("metrics and health served", extra={"server": name, "url": url})
     return Served(server, thread, url, state)

@@ -9,10 +9,16 @@ Used by ``tests/quality`` and ``bench/quality.py``.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
+
+import psycopg
 
 from eventlake.config import Settings
+from eventlake.quality.anomaly import Anomaly, detect
+from eventlake.quality.rules import Detector
 from eventlake.sources import make_generator
 
 Window = tuple[str, dt.datetime]  # (device_id, window_start)
@@ -45,6 +51,35 @@ def offline_iot_gold(settings: Settings, *, seed: int, start_ms: int, rate: floa
         for (ws, dev, kind), v in sorted(values.items())
     ]
     return OfflineGold(rows, dict(labelled))
+
+
+@dataclass
+class Replay:
+    found: list[Anomaly]
+    #: seconds spent in the detectors (not in the inserts)
+    detect_s: float
+
+
+def replay(
+    conn: psycopg.Connection[Any], gold: OfflineGold, detectors: list[Detector], lateness_s: int, chunk_minutes: int = 5
+) -> Replay:
+    """Insert ``gold`` into ``gold_iot_sensors_1m`` a few minutes at a time, as gold batches do, and run
+    the detectors after each chunk, as the gold job does."""
+    minutes = sorted({r[0] for r in gold.rows})
+    out = Replay([], 0.0)
+    for i in range(0, len(minutes), chunk_minutes):
+        chunk = set(minutes[i : i + chunk_minutes])
+        conn.cursor().executemany(
+            "INSERT INTO gold_iot_sensors_1m (window_start, window_end, device_id, sensor_type,"
+            " readings, avg_value, min_value, max_value) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [r for r in gold.rows if r[0] in chunk],
+        )
+        conn.commit()
+        t = time.monotonic()
+        for d in detectors:
+            out.found += detect(conn, d, "iot_sensors", lateness_s)
+        out.detect_s += time.monotonic() - t
+    return out
 
 
 @dataclass(frozen=True)

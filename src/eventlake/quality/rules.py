@@ -60,6 +60,13 @@ class NotNull(_Rule):
     field: str
 
 
+def _bounds(kind: str, lo: float | None, hi: float | None) -> None:
+    if lo is None and hi is None:
+        raise ValueError(f"{kind} needs min, max or both")
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"min {lo} > max {hi}")
+
+
 class RangeRule(_Rule):
     type: Literal["range"]
     field: str
@@ -68,10 +75,7 @@ class RangeRule(_Rule):
 
     @model_validator(mode="after")
     def _ordered(self) -> RangeRule:
-        if self.min is None and self.max is None:
-            raise ValueError("range needs min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min {self.min} > max {self.max}")
+        _bounds("range", self.min, self.max)
         return self
 
 
@@ -120,10 +124,7 @@ class Volume(_Rule):
 
     @model_validator(mode="after")
     def _ordered(self) -> Volume:
-        if self.min is None and self.max is None:
-            raise ValueError("volume needs min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min {self.min} > max {self.max}")
+        _bounds("volume", self.min, self.max)
         return self
 
 

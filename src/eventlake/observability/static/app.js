@@ -32,7 +32,7 @@ function draw(id, data) {
     const opts = {
       width, height: 240,
       scales: { x: { time: true } },
-      axes: [{ stroke: "#8b94a7", grid: { stroke: "#243049" } }, { stroke: "#8b94a7", grid: { stroke: "#243049" } }],
+      axes: [{ stroke: "#8b94a7", grid: { stroke: "#243049" } }, { stroke: "#8b94a7", grid: { stroke: "#243049" }, size: 70 }],
       series: [{}, ...keys.map((k, i) => ({ label: k, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true }))],
     };
     charts[id] = { plot: new uPlot(opts, aligned, target), signature };
