@@ -222,6 +222,8 @@ def test_metrics_health_and_dashboard_during_a_real_run(
             queries = browser.find_element(By.ID, "tbl-queries").text
             assert "bronze_transactions" in queries and "gold_user_activity" in queries
             assert "%" in browser.find_element(By.ID, "tbl-rules").text
+            board_metrics = scrape(board.url)
+            assert value(board_metrics, "eventlake_dashboard_snapshots_total") > 0
             shot = tmp_path / "dashboard.png"
             assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
             if target := __import__("os").environ.get("DASHBOARD_SCREENSHOT_TO"):

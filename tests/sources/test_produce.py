@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -24,6 +25,7 @@ from eventlake.config import Settings
 from eventlake.kafka.admin import provision_topics
 from eventlake.services import Stack, endpoints
 from eventlake.services.kafka import admin_client
+from eventlake.services.process import wait_until
 from eventlake.sources import GENERATORS, make_generator
 from eventlake.sources.faults import FaultInjector
 from eventlake.sources.produce import produce
@@ -192,10 +194,23 @@ def test_ctrl_c_flushes_and_prints_the_summary(stack: Stack, make_settings: Make
         text=True,
         env=env,
     )
+    # A long-running producer serves /metrics and /health; its record says where.
+    record = stack.settings.home / "run" / "producer.json"
+    assert wait_until(record.exists, timeout=30), "no producer metrics record"
+    url = json.loads(record.read_text())["url"]
     time.sleep(6)
+    metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    produced = [
+        ln for ln in metrics.splitlines() if ln.startswith('eventlake_records_produced_total{source="iot_sensors"}')
+    ]
+    assert produced and float(produced[0].split()[-1]) > 100, metrics[:500]
+    assert "eventlake_produce_latency_seconds_bucket" in metrics
+    ready = httpx.get(f"{url}/health/ready", timeout=10)
+    assert ready.status_code == 200 and set(ready.json()["checks"]) == {"kafka", "schema_registry"}
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
+    assert not record.exists()
     summary = json.loads(stdout)
     assert summary["interrupted"] and summary["sent"] > 100 and summary["delivered"] == summary["sent"]
     live = endpoints(settings)
