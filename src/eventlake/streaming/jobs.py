@@ -175,5 +175,16 @@ def _wait(
             stop.wait(1.0)
     finally:
         log.info("stopping streaming queries")
-        for q in queries:
-            q.stop()
+        _stop_between_batches(queries)
+
+
+def _stop_between_batches(queries: list[StreamingQuery], timeout_s: float = 120.0) -> None:
+    """Stop each query when it is not inside a micro-batch (``stop()`` interrupts a running batch;
+    exactly-once makes that safe, but the interrupted Spark jobs fill the log). Gives up waiting
+    after ``timeout_s`` and stops anyway."""
+    deadline = time.monotonic() + timeout_s
+    for q in queries:
+        while q.isActive and q.status.get("isTriggerActive") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        log.info("stopping query", extra={"query": q.name, "status": q.status.get("message")})
+        q.stop()

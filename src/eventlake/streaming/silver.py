@@ -62,6 +62,11 @@ class SilverCounts:
     duplicates: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
 
+    def add(self, input_rows: int, valid: int, duplicates: int) -> None:
+        self.input += input_rows
+        self.valid += valid
+        self.duplicates += duplicates
+
 
 DECODE_REASONS = ("not_wire_format", "unknown_schema_id", "undecodable")
 
@@ -179,6 +184,7 @@ def make_silver_batch(
     silver_path = table(settings, "silver", source)
     quarantine_path = table(settings, "quarantine", source)
     lateness = settings.streaming.allowed_lateness_s
+    version: list[int | None] = [None]  # the silver table's version after this query's last MERGE
 
     def process(batch: DataFrame, batch_id: int) -> None:
         batch = batch.withColumn(
@@ -243,17 +249,17 @@ def make_silver_batch(
                 )
             )
             n_valid = sum(int(r["n"]) for r in stats)
-            with SINK_COMMIT.labels("delta", f"silver/{source}").time():
-                inserted = _merge_insert(spark, unique, silver_path)
-            SINK_ROWS.labels("delta", f"silver/{source}").inc(inserted)
+            inserted = 0
+            if n_valid:
+                with SINK_COMMIT.labels("delta", f"silver/{source}").time():
+                    inserted, version[0] = _merge_insert(spark, unique, silver_path, version[0])
+                SINK_ROWS.labels("delta", f"silver/{source}").inc(inserted)
             save_watermarks(postgres_url, name, batch_id, _maxima(stats).items())
             facts = _facts(stats, rules, optional, prior=prior, ids=ids, dupes=n_valid - inserted)
             _record_quality(
                 spark, settings, rules, postgres_url=postgres_url, query=name, batch_id=batch_id, facts=facts
             )
-            counts.input += n_valid + quarantined
-            counts.valid += inserted
-            counts.duplicates += n_valid - inserted
+            counts.add(n_valid + quarantined, inserted, n_valid - inserted)
             log.info(
                 "silver batch",
                 extra={"query": name, "batch_id": batch_id, "inserted": inserted, "duplicates": n_valid - inserted},
@@ -305,12 +311,16 @@ def _write_metrics(
     )
 
 
-def _merge_insert(spark: SparkSession, rows: DataFrame, path: str) -> int:
-    """Insert rows whose event_id is not in the table yet; returns how many were inserted.
+def _merge_insert(spark: SparkSession, rows: DataFrame, path: str, known: int | None) -> tuple[int, int]:
+    """Insert rows whose event_id is not in the table yet; returns (rows inserted, table version).
 
-    The table exists already (``tables.ensure_tables`` creates it before the query starts).
+    ``known`` is the table's version before the MERGE (None: read it). A MERGE that changes nothing
+    (every row a duplicate) may commit no version; then the newest history entry is an older
+    MERGE's and its insert count must not be taken. The table exists already (``ensure_tables``).
     """
     target = DeltaTable.forPath(spark, path)
+    if known is None:
+        known = int(target.history(1).select("version").collect()[0][0])
     (
         target.alias("t")
         .merge(rows.alias("s"), "t.event_id = s.event_id")
@@ -318,8 +328,10 @@ def _merge_insert(spark: SparkSession, rows: DataFrame, path: str) -> int:
         .withSchemaEvolution()
         .execute()
     )
-    metrics = target.history(1).select("operationMetrics").collect()[0][0] or {}
-    return int(metrics.get("numTargetRowsInserted", 0))
+    version, metrics = target.history(1).select("version", "operationMetrics").collect()[0]
+    if int(version) == known:
+        return 0, known
+    return int((metrics or {}).get("numTargetRowsInserted", 0)), int(version)
 
 
 def _write_quarantine(
