@@ -17,7 +17,6 @@ from typing import Annotated, Any
 
 import psycopg
 import typer
-from fastapi import FastAPI
 from rich.console import Console, Group
 from rich.progress import Progress, TextColumn
 from rich.table import Table
@@ -26,7 +25,7 @@ from eventlake.config import Settings, load_settings
 from eventlake.errors import EventlakeError, UnreachableError
 from eventlake.kafka.admin import provision_topics
 from eventlake.logs import configure_logging
-from eventlake.observability.server import Served, add_health, kafka_check, registry_check, serve
+from eventlake.observability.server import Served, kafka_check, registry_check, serve_health
 from eventlake.quality.report import anomalies, open_alerts, parse_since, rule_rates
 from eventlake.quality.rules import load_quality
 from eventlake.quality.store import ensure_quality_tables
@@ -239,13 +238,7 @@ def produce(
     server = None
     if count is None:
         checks = {"kafka": kafka_check(live.kafka_bootstrap), "schema_registry": registry_check(live.registry_url)}
-        server = serve(
-            add_health(FastAPI(title="eventlake producer"), checks),
-            name="producer",
-            home=settings.home,
-            host=settings.metrics.host,
-            port=settings.metrics.producer_port,
-        )
+        server = serve_health(settings, "producer", checks, settings.metrics.producer_port)
         err.print(f"producer metrics: {server.url}/metrics")
     with (
         Progress(

@@ -23,6 +23,7 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+from eventlake.config import Settings
 from eventlake.services.kafka import kafka_health
 from eventlake.services.process import choose_port
 from eventlake.services.registry import registry_health
@@ -85,6 +86,12 @@ def add_health(app: FastAPI, checks: dict[str, Check], registry: CollectorRegist
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def serve_health(settings: Settings, name: str, checks: dict[str, Check], port: int) -> Served:
+    """``/metrics`` + ``/health/*`` of process ``name`` on ``metrics.host``:``port`` (0 = a free port)."""
+    app = add_health(FastAPI(title=f"eventlake {name}"), checks)
+    return serve(app, name=name, home=settings.home, host=settings.metrics.host, port=port)
 
 
 class Served:

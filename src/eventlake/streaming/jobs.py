@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
@@ -16,7 +15,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from eventlake.alerting.dispatcher import Dispatcher
 from eventlake.config import Settings
 from eventlake.observability.lag import LagCollector
-from eventlake.observability.server import add_health, kafka_check, postgres_check, serve
+from eventlake.observability.server import kafka_check, postgres_check, serve_health
 from eventlake.quality.rules import load_quality
 from eventlake.quality.store import ensure_quality_tables
 from eventlake.services import Endpoints
@@ -118,13 +117,7 @@ def run_jobs(
         "postgres": postgres_check(live.postgres_url),
         "queries": lambda: _queries_ok(recorder),
     }
-    server = serve(
-        add_health(FastAPI(title="eventlake streaming"), checks),
-        name="streaming",
-        home=settings.home,
-        host=settings.metrics.host,
-        port=settings.metrics.streaming_port,
-    )
+    server = serve_health(settings, "streaming", checks, settings.metrics.streaming_port)
     try:
         queries = start_jobs(spark, settings, live, jobs, until_idle=until_idle, counts=counts)
         if not until_idle:
