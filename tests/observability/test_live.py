@@ -3,6 +3,8 @@ lag back to 0, health, and the live dashboard checked in headless Chromium again
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import threading
 from collections.abc import Callable
@@ -135,7 +137,7 @@ def test_metrics_health_and_dashboard_during_a_real_run(
         record = settings.home / "run" / "streaming.json"
         until(lambda: record.exists() or bool(failure), 120, "the streaming metrics endpoint")
         assert not failure, failure
-        url = endpoints_url(record)
+        url = str(json.loads(record.read_text())["url"])
 
         def caught_up(expected: int) -> Callable[[], bool]:
             def check() -> bool:
@@ -226,7 +228,7 @@ def test_metrics_health_and_dashboard_during_a_real_run(
             assert value(board_metrics, "eventlake_dashboard_snapshots_total") > 0
             shot = tmp_path / "dashboard.png"
             assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
-            if target := __import__("os").environ.get("DASHBOARD_SCREENSHOT_TO"):
+            if target := os.environ.get("DASHBOARD_SCREENSHOT_TO"):
                 shutil.copy(shot, target)  # how docs/dashboard.png is refreshed
         finally:
             browser.quit()
@@ -237,12 +239,6 @@ def test_metrics_health_and_dashboard_during_a_real_run(
             board.stop()
     assert not failure, failure
     assert not (settings.home / "run" / "streaming.json").exists()  # the record goes with the process
-
-
-def endpoints_url(record: Path) -> str:
-    import json  # noqa: PLC0415
-
-    return str(json.loads(record.read_text())["url"])
 
 
 def test_dashboard_readiness_follows_postgres(make_settings: MakeSettings) -> None:

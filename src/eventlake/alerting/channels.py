@@ -13,6 +13,7 @@ import json
 import logging
 import smtplib
 import ssl
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any, Protocol
 
@@ -135,10 +136,26 @@ class LogChannel:
         log.warning(title(payload), extra={"alert": payload})
 
 
-def build_channels(settings: Settings, bootstrap: str) -> dict[str, Channel]:
-    out: dict[str, Channel] = {"kafka": KafkaChannel(settings, bootstrap), "log": LogChannel()}
+def channels(settings: Settings) -> list[str]:
+    """Channels every notification goes to: Kafka always; Slack/email when configured; the log
+    channel when neither is (so the demo shows alerts without any external service)."""
+    out = ["kafka"]
     if settings.slack.webhook_url is not None:
-        out["slack"] = SlackChannel(settings)
-    if settings.smtp.host:
-        out["email"] = EmailChannel(settings)
+        out.append("slack")
+    if settings.smtp.host and settings.alert.recipients:
+        out.append("email")
+    if len(out) == 1:
+        out.append("log")
     return out
+
+
+def build_channels(settings: Settings, bootstrap: str) -> dict[str, Channel]:
+    """The senders of :func:`channels`, plus the log channel, which can always deliver (a delivery
+    queued to it by a differently configured process is not stranded)."""
+    makers: dict[str, Callable[[], Channel]] = {
+        "kafka": lambda: KafkaChannel(settings, bootstrap),
+        "slack": lambda: SlackChannel(settings),
+        "email": lambda: EmailChannel(settings),
+        "log": LogChannel,
+    }
+    return {name: makers[name]() for name in dict.fromkeys([*channels(settings), "log"])}

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg.types.json import Jsonb
 
+from eventlake.alerting.channels import channels
 from eventlake.config import Settings
 
 log = logging.getLogger(__name__)
@@ -65,19 +66,6 @@ CREATE INDEX IF NOT EXISTS dq_alert_deliveries_due ON dq_alert_deliveries (next_
 def ensure_alert_tables(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('eventlake_dq_alerts'))")
     conn.execute(DDL)
-
-
-def channels(settings: Settings) -> list[str]:
-    """Channels every notification goes to: Kafka always; Slack/email when configured; the log
-    channel when neither is (so the demo shows alerts without any external service)."""
-    out = ["kafka"]
-    if settings.slack.webhook_url is not None:
-        out.append("slack")
-    if settings.smtp.host and settings.alert.recipients:
-        out.append("email")
-    if len(out) == 1:
-        out.append("log")
-    return out
 
 
 @dataclass(frozen=True)

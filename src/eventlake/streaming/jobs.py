@@ -108,7 +108,6 @@ def run_jobs(
     recorder = ProgressRecorder()
     spark.streams.addListener(recorder)
     counts: dict[str, SilverCounts] = {}
-    ensure_quality_tables(live.postgres_url)
     dispatcher = Dispatcher(settings, live.postgres_url, live.kafka_bootstrap).start()
     lag = LagCollector(live.kafka_bootstrap, recorder.kafka_offsets)
     REGISTRY.register(lag)

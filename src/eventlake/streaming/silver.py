@@ -131,6 +131,7 @@ def _facts(
     rules: SourceRules,
     optional: list[str],
     *,
+    maxima: dict[int, dt.datetime],
     prior: dict[int, dt.datetime],
     ids: list[int],
     dupes: int,
@@ -143,7 +144,7 @@ def _facts(
     metrics += [Metric(r.rule_name, n_decoded, total(f"f{i}")) for i, r in enumerate(rules.row)]
     metrics.append(Metric(LATE, n + n_late, n_late))
     metrics += [Metric(r.rule_name, n, dupes) for r in rules.of_type("unique")]
-    newest = max((_utc(r["m"]) for r in stats if r["m"] is not None), default=None)
+    newest = max(maxima.values(), default=None)
     for r in rules.of_type("freshness"):
         if newest is None:
             metrics.append(Metric(r.rule_name, 0, 0))
@@ -254,8 +255,8 @@ def make_silver_batch(
                 with SINK_COMMIT.labels("delta", f"silver/{source}").time():
                     inserted, version[0] = _merge_insert(spark, unique, silver_path, version[0])
                 SINK_ROWS.labels("delta", f"silver/{source}").inc(inserted)
-            save_watermarks(postgres_url, name, batch_id, _maxima(stats).items())
-            facts = _facts(stats, rules, optional, prior=prior, ids=ids, dupes=n_valid - inserted)
+            save_watermarks(postgres_url, name, batch_id, (maxima := _maxima(stats)).items())
+            facts = _facts(stats, rules, optional, maxima=maxima, prior=prior, ids=ids, dupes=n_valid - inserted)
             _record_quality(
                 spark, settings, rules, postgres_url=postgres_url, query=name, batch_id=batch_id, facts=facts
             )
