@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS dq_seen (
 """
 
 #: Built-in checks of silver itself (not in the rules file), always critical.
-DECODE, LATE = "decode", "late"
+DECODE, FUTURE, LATE = "decode", "future", "late"
 
 
 def ensure_quality_tables(url: str) -> None:

@@ -19,16 +19,17 @@ from eventlake.observability.server import kafka_check, postgres_check, serve_he
 from eventlake.quality.rules import load_quality
 from eventlake.quality.store import ensure_quality_tables
 from eventlake.services import Endpoints
-from eventlake.streaming.bronze import start_bronze
-from eventlake.streaming.gold import start_gold
+from eventlake.streaming.pipeline import LAYERS, OnePass, start_pass
+from eventlake.streaming.pipeline import Endpoints as PassEndpoints
 from eventlake.streaming.progress import ProgressRecorder, QueryProgress
-from eventlake.streaming.silver import SilverCounts, start_silver
+from eventlake.streaming.silver import SilverCounts
+from eventlake.streaming.specs import GOLD_SPECS, ensure_gold_table
 from eventlake.streaming.state import ensure_state_tables
 from eventlake.streaming.tables import ensure_tables
 
 log = logging.getLogger(__name__)
 
-JOBS = ("bronze", "silver", "gold")
+JOBS = LAYERS
 
 
 def start_jobs(
@@ -40,50 +41,52 @@ def start_jobs(
     until_idle: bool,
     counts: dict[str, SilverCounts] | None = None,
 ) -> list[StreamingQuery]:
-    """Start the asked layers for every source. With ``until_idle`` each layer runs to completion
-    (``availableNow``) before the next starts, so one call processes everything end to end."""
+    """Start one one-pass query per source, writing the asked layers (``jobs``; gold implies silver).
+    With ``until_idle`` each runs to completion (``availableNow``) before this returns."""
     quality = load_quality(settings)  # a bad rules file stops us before any query starts
-    ensure_state_tables(live.postgres_url)
-    ensure_quality_tables(live.postgres_url)
+    _ensure_postgres(settings, live.postgres_url)
     ensure_tables(spark, settings, live.registry_url)
     counts = counts if counts is not None else {}
-    started: list[StreamingQuery] = []
-    for job in JOBS:
-        if job not in jobs:
-            continue
-        layer: list[StreamingQuery] = []
+    ends = PassEndpoints(live.kafka_bootstrap, live.registry_url, live.postgres_url)
+    started: list[tuple[StreamingQuery, OnePass]] = []
+    try:
         for source in settings.topics.sources:
-            if job == "bronze":
-                q = start_bronze(spark, settings, source, live.kafka_bootstrap, until_idle=until_idle)
-            elif job == "silver":
-                q = start_silver(
+            started.append(
+                start_pass(
                     spark,
                     settings,
                     source,
-                    bootstrap=live.kafka_bootstrap,
-                    registry_url=live.registry_url,
-                    postgres_url=live.postgres_url,
+                    ends,
+                    layers=set(jobs),
                     until_idle=until_idle,
                     counts=counts.setdefault(source, SilverCounts()),
                     rules=quality.source(source),
-                )
-            else:
-                q = start_gold(
-                    spark,
-                    settings,
-                    source,
-                    postgres_url=live.postgres_url,
-                    until_idle=until_idle,
                     detectors=quality.detectors,
                 )
-            layer.append(q)
+            )
         if until_idle:
-            for q in layer:
+            for q, _ in started:
                 q.awaitTermination()
                 if q.exception() is not None:
                     raise RuntimeError(f"query {q.name} failed: {q.exception()}")
-        started += layer
-    return started
+    except BaseException:
+        for q, _ in started:
+            if q.isActive:
+                q.stop()
+        raise
+    finally:
+        if until_idle:
+            for _, process in started:
+                process.close()
+    return [q for q, _ in started]
+
+
+def _ensure_postgres(settings: Settings, url: str) -> None:
+    ensure_state_tables(url)
+    ensure_quality_tables(url)
+    for spec in GOLD_SPECS:
+        if spec.source in settings.topics.sources:
+            ensure_gold_table(url, spec)
 
 
 def run_jobs(

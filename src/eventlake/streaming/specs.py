@@ -16,6 +16,8 @@ class GoldSpec:
     source: str
     keys: tuple[tuple[str, str], ...]  # (column, pg type)
     aggs: tuple[tuple[str, str, str], ...]  # (column, spark sql aggregate, pg type)
+    #: the silver columns the aggregates read (besides event_time): what open-window state keeps
+    inputs: tuple[str, ...] = ()
     window_minutes: int = 1
     slide_minutes: int = 1  # == window_minutes: tumbling; smaller: sliding
 
@@ -34,6 +36,7 @@ GOLD_SPECS: tuple[GoldSpec, ...] = (
         "user_activity",
         keys=(("event_type", "text"),),
         aggs=(("events", "count(*)", "bigint"), ("unique_users", "count(DISTINCT user_id)", "bigint")),
+        inputs=("user_id",),
     ),
     GoldSpec(
         "gold_iot_sensors_1m",
@@ -47,6 +50,7 @@ GOLD_SPECS: tuple[GoldSpec, ...] = (
             # Extension beyond the contract columns: exact 95th percentile (linear interpolation).
             ("p95_value", "percentile(value, 0.95)", "double precision"),
         ),
+        inputs=("value",),
     ),
     GoldSpec(
         "gold_transactions_1m",
@@ -57,6 +61,7 @@ GOLD_SPECS: tuple[GoldSpec, ...] = (
             ("amount_sum", "sum(amount)", "double precision"),
             ("declined_count", "count_if(status = 'DECLINED')", "bigint"),
         ),
+        inputs=("amount", "status"),
     ),
     # Sliding: 5-minute windows every minute, so each event counts in five rows.
     GoldSpec(
@@ -64,6 +69,7 @@ GOLD_SPECS: tuple[GoldSpec, ...] = (
         "transactions",
         keys=(("merchant_category", "text"),),
         aggs=(("txn_count", "count(*)", "bigint"), ("amount_sum", "sum(amount)", "double precision")),
+        inputs=("amount",),
         window_minutes=5,
         slide_minutes=1,
     ),
@@ -71,6 +77,29 @@ GOLD_SPECS: tuple[GoldSpec, ...] = (
 SPECS_BY_SOURCE: dict[str, tuple[GoldSpec, ...]] = {
     src: tuple(s for s in GOLD_SPECS if s.source == src) for src in {s.source for s in GOLD_SPECS}
 }
+
+
+def state_columns(source: str) -> list[str]:
+    """The silver columns the gold tables of ``source`` need: event_id (dedup), event_time, keys, inputs."""
+    cols = ["event_id", "event_time"]
+    for spec in SPECS_BY_SOURCE[source]:
+        cols += [c for c in (*(k for k, _ in spec.keys), *spec.inputs) if c not in cols]
+    return cols
+
+
+_SPARK_TYPES = {"text": "string", "bigint": "bigint", "double precision": "double"}
+
+
+def spark_schema(spec: GoldSpec) -> str:
+    """The gold table's columns as a Spark DDL string (the Delta ``gold/<table>`` schema)."""
+    cols = ["window_start timestamp", "window_end timestamp"]
+    cols += [f"{k} {_SPARK_TYPES[t]}" for k, t in spec.keys]
+    cols += [f"{a} {_SPARK_TYPES[t]}" for a, _, t in spec.aggs]
+    return ", ".join(cols)
+
+
+def longest_window_minutes(source: str) -> int:
+    return max(s.window_minutes for s in SPECS_BY_SOURCE[source])
 
 
 def ensure_gold_table(url: str, spec: GoldSpec) -> None:

@@ -1,13 +1,14 @@
-"""Small per-query state in PostgreSQL: committed batches and per-partition event-time watermarks.
+"""Small per-query state in PostgreSQL: committed batches, per-partition event-time watermarks, and the
+silver table version each batch started from.
 
-Both are keyed by batch id, so that a replayed batch (after a crash between the sink commit and
+All are keyed by batch id, so that a replayed batch (after a crash between the sink commit and
 Spark's checkpoint commit) sees exactly the state it saw the first time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import psycopg
 
@@ -26,6 +27,13 @@ CREATE TABLE IF NOT EXISTS eventlake_stream_watermarks (
     max_event_time  timestamptz NOT NULL,
     PRIMARY KEY (query, batch_id, kafka_partition)
 );
+CREATE TABLE IF NOT EXISTS eventlake_stream_batches (
+    query          text NOT NULL,
+    batch_id       bigint NOT NULL,
+    silver_version bigint NOT NULL,
+    started_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (query, batch_id)
+);
 """
 
 
@@ -35,15 +43,30 @@ def ensure_state_tables(url: str) -> None:
         conn.execute(DDL)
 
 
-def watermarks_before(url: str, query: str, batch_id: int) -> dict[int, dt.datetime]:
-    """Per-partition max event time over all batches before ``batch_id``."""
+def begin_batch(
+    url: str, query: str, batch_id: int, silver_version: Callable[[], int]
+) -> tuple[int, dict[int, dt.datetime]]:
+    """The silver version batch ``batch_id`` started from (recorded by its first run, else now from
+    ``silver_version()``) and the per-partition max event times of all earlier batches."""
     with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT silver_version FROM eventlake_stream_batches WHERE query = %s AND batch_id = %s", (query, batch_id)
+        ).fetchone()
+        if row is None:
+            version = silver_version()
+            conn.execute(
+                "INSERT INTO eventlake_stream_batches (query, batch_id, silver_version) VALUES (%s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                (query, batch_id, version),
+            )
+        else:
+            version = int(row[0])
         rows = conn.execute(
             "SELECT kafka_partition, max(max_event_time) FROM eventlake_stream_watermarks"
             " WHERE query = %s AND batch_id < %s GROUP BY kafka_partition",
             (query, batch_id),
         ).fetchall()
-    return {int(p): t for p, t in rows}
+    return version, {int(p): t for p, t in rows}
 
 
 def save_watermarks(url: str, query: str, batch_id: int, maxima: Iterable[tuple[int, dt.datetime]]) -> None:

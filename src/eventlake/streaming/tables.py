@@ -24,6 +24,7 @@ from eventlake.config import Settings
 from eventlake.quality.store import METRICS_SCHEMA
 from eventlake.streaming.paths import table
 from eventlake.streaming.schemas import SchemaCache
+from eventlake.streaming.specs import SPECS_BY_SOURCE, spark_schema
 
 BRONZE_SCHEMA = StructType(
     [
@@ -38,6 +39,7 @@ BRONZE_SCHEMA = StructType(
         ),
     ]
 )
+BRONZE_COLUMNS = tuple(f.name for f in BRONZE_SCHEMA.fields)
 SILVER_META = [
     StructField("_kafka_partition", IntegerType()),
     StructField("_kafka_offset", LongType()),
@@ -65,6 +67,7 @@ def silver_schema(spark: SparkSession, reader_schema: str) -> StructType:
 
 
 def ensure_tables(spark: SparkSession, settings: Settings, registry_url: str) -> None:
+    """Create every Delta table the pass writes to (idempotent)."""
     # Written by every source's silver query: created once here, else concurrent first writers
     # race on the protocol (ProtocolChangedException).
     DeltaTable.createIfNotExists(spark).location(table(settings, "quality", "metrics")).addColumns(
@@ -78,3 +81,7 @@ def ensure_tables(spark: SparkSession, settings: Settings, registry_url: str) ->
         DeltaTable.createIfNotExists(spark).location(table(settings, "silver", source)).addColumns(
             silver_schema(spark, reader)
         ).execute()
+        for spec in SPECS_BY_SOURCE[source]:
+            DeltaTable.createIfNotExists(spark).location(table(settings, "gold", spec.table)).addColumns(
+                spark.createDataFrame([], spark_schema(spec)).schema
+            ).execute()

@@ -1,0 +1,298 @@
+"""The one-pass query: Kafka is read once per micro-batch, and that batch writes every layer.
+
+::
+
+    raw.<source> (read_committed) ──► foreachBatch(OnePass)
+        ├─► bronze/<source>          Delta append, txn (query, batch)        [side thread]
+        ├─ decode (JVM from_avro) ─ validate ─ future ─ late
+        │    ├─► quarantine/<source>  Delta append, txn                       [side thread]
+        │    └─► dlq.<source>         Kafka, reason header (at-least-once)    [side thread]
+        ├─ dedup against the open-window state (no silver scan)
+        │    └─► silver/<source>      Delta append, txn                       [side thread]
+        ├─ gold: touched windows from open-window state + new rows
+        │    ├─► PostgreSQL gold_*    upsert + commits row, one transaction
+        │    └─► gold/<table>         Delta MERGE, pruned to the batch's windows [side thread]
+        └─ DQ: dq_metrics + alerts (PostgreSQL, once per batch), quality/metrics (Delta, txn)
+
+Independent writes run on side threads so their Delta commits overlap (Spark runs jobs from several
+threads at once); the batch ends when every write has. Each write is idempotent by (query, batch id),
+so a batch replayed after kill -9 changes nothing that its first run wrote, and writes what it did not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming.query import StreamingQuery
+
+from eventlake.config import Settings
+from eventlake.observability.metrics import (
+    ANOMALIES,
+    DQ_CHECKED,
+    DQ_FAILED,
+    SINK_ROWS,
+    STREAM_WATERMARK_DELAY,
+)
+from eventlake.quality.anomaly import detect
+from eventlake.quality.rules import Detector, SourceRules
+from eventlake.quality.store import METRICS_SCHEMA, BatchFacts, record_batch
+from eventlake.streaming import silver as sv
+from eventlake.streaming.gold import touched, window_rows
+from eventlake.streaming.paths import checkpoint, table, with_trigger
+from eventlake.streaming.schemas import SchemaCache
+from eventlake.streaming.sinks import DeadLetters, DeltaAppend, DeltaUpsert, PostgresUpsert
+from eventlake.streaming.specs import SPECS_BY_SOURCE, longest_window_minutes, spark_schema, state_columns
+from eventlake.streaming.state import begin_batch, save_watermarks
+from eventlake.streaming.tables import BRONZE_COLUMNS
+from eventlake.streaming.windows import OpenWindows
+
+log = logging.getLogger(__name__)
+
+#: Layers a pass can write; gold needs silver's decisions, so asking for gold writes silver too.
+LAYERS = ("bronze", "silver", "gold")
+
+
+def query_name(source: str) -> str:
+    return f"pipeline_{source}"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    bootstrap: str
+    registry_url: str
+    postgres_url: str
+
+
+class OnePass:
+    """The ``foreachBatch`` function of one source's query."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        settings: Settings,
+        source: str,
+        live: Endpoints,
+        *,
+        layers: set[str],
+        counts: sv.SilverCounts,
+        rules: SourceRules,
+        detectors: tuple[Detector, ...] = (),
+    ) -> None:
+        self.spark, self.settings, self.source, self.live = spark, settings, source, live
+        self.name = query_name(source)
+        self.bronze = "bronze" in layers
+        self.silver = bool({"silver", "gold"} & layers)
+        self.gold = "gold" in layers
+        self.counts, self.rules = counts, rules
+        self.specs = SPECS_BY_SOURCE[source]
+        self.detectors = tuple(d for d in detectors if d.table in {s.table for s in self.specs})
+        self.schemas = SchemaCache(live.registry_url, f"{settings.topics.raw(source)}-value")
+        self.silver_path = table(settings, "silver", source)
+        self.sinks_bronze = DeltaAppend(table(settings, "bronze", source), f"{self.name}_bronze", f"bronze/{source}")
+        self.sinks_silver = DeltaAppend(self.silver_path, f"{self.name}_silver", f"silver/{source}", merge_schema=True)
+        self.sinks_quarantine = DeltaAppend(
+            table(settings, "quarantine", source), f"{self.name}_quarantine", f"quarantine/{source}"
+        )
+        self.sinks_dq = DeltaAppend(table(settings, "quality", "metrics"), f"{self.name}_dq", "quality/metrics")
+        self.dlq = DeadLetters(live.bootstrap, settings.topics.dlq(source))
+        self.gold_pg = [PostgresUpsert(live.postgres_url, s, f"{self.name}:{s.table}") for s in self.specs]
+        self.gold_delta = [
+            DeltaUpsert(table(settings, "gold", s.table), tuple(s.key_columns), f"gold/{s.table}") for s in self.specs
+        ]
+        self.windows = OpenWindows(spark, self.silver_path, state_columns(source))
+        # Windows that can still change: the lateness horizon, the longest window, a minute of truncation.
+        self.keep = dt.timedelta(
+            seconds=settings.streaming.allowed_lateness_s, minutes=longest_window_minutes(source) + 1
+        )
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"{self.name}-sink")
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        batch = batch.persist()
+        side: list[Future[Any]] = []
+        try:
+            if self.bronze:
+                side.append(self._side(self.sinks_bronze, batch.select(*BRONZE_COLUMNS), batch_id))
+            if self.silver:
+                self._silver_and_gold(batch, batch_id, side)
+        except BaseException:
+            self.windows.reset()  # the next batch rebuilds the state from silver
+            raise
+        finally:
+            errors = [e for f in side if (e := f.exception()) is not None]  # waits for every side write
+            batch.unpersist()
+        if errors:
+            self.windows.reset()
+            raise errors[0]
+
+    def _side(self, sink: DeltaAppend | DeadLetters | DeltaUpsert, df: DataFrame, batch_id: int) -> Future[Any]:
+        return self.pool.submit(sink.write, df, batch_id)
+
+    def _silver_and_gold(self, batch: DataFrame, batch_id: int, side: list[Future[Any]]) -> None:
+        version, prior = begin_batch(self.live.postgres_url, self.name, batch_id, self._silver_version)
+        batch = sv.with_schema_id(batch)
+        reader = self.schemas.latest()
+        ids = [r[0] for r in batch.select("_schema_id").distinct().collect() if r[0] is not None]
+        writers = {i: w for i in ids if (w := self.schemas.writer(i)) is not None}
+        classified = sv.classify(
+            sv.decode(batch, writers, reader),
+            self.rules,
+            list(writers),
+            prior=prior,
+            lateness_s=self.settings.streaming.allowed_lateness_s,
+            future_skew_s=self.settings.streaming.max_future_skew_s,
+        ).persist()
+        unique: DataFrame | None = None
+        piece: DataFrame | None = None
+        try:
+            optional = sv.optional_fields(reader) if self.rules.of_type("schema_drift") else []
+            stats = sv.BatchStats.of(classified, self.rules, optional)
+            quarantined = stats.quarantined
+            if quarantined:
+                bad = sv.quarantine_rows(classified)
+                side.append(self._side(self.sinks_quarantine, bad, batch_id))
+                side.append(self._side(self.dlq, bad, batch_id))
+            inserted, hi = 0, None
+            oldest = stats.oldest_valid()
+            if oldest is not None:
+                # The state must hold every window the batch can touch, and every id it can repeat.
+                self.windows.ensure(version, oldest.replace(second=0, microsecond=0) - self.keep + self._lateness)
+                held = self.windows.rows(oldest)
+                first = sv.first_per_event_id(classified.where(F.col("_reason").isNull()))
+                unique = first if held is None else first.join(held.select("event_id"), "event_id", "left_anti")
+                unique = unique.persist()
+                piece = unique.select(*self.windows.columns).persist()
+                inserted, hi = piece.agg(F.count("*"), F.max("event_time")).head() or (0, None)
+                side.append(self._side(self.sinks_silver, unique, batch_id))
+                if self.gold and inserted:
+                    self._gold(piece, stats.minutes(), batch_id, side)
+            elif self.gold:
+                for pg in self.gold_pg:
+                    pg.write_rows([], batch_id)  # the batch is applied (nothing to add)
+            maxima = stats.maxima()
+            save_watermarks(self.live.postgres_url, self.name, batch_id, maxima.items())
+            facts = stats.facts(self.rules, optional, prior=prior, ids=ids, dupes=stats.valid - inserted)
+            self._record_quality(batch_id, facts, side)
+            if self.gold and self.detectors:
+                self._detect()
+            for f in side:
+                f.result()  # the batch is done when every write is; a failed write fails the batch
+            if piece is not None:
+                self.windows.add(piece, hi)
+                piece = None
+            newest = max([*prior.values(), *maxima.values()], default=None)
+            if newest is not None:
+                self.windows.evict(newest - self.keep)
+            self._count(stats, inserted, quarantined)
+        finally:
+            for df in (unique, piece, classified):
+                if df is not None:
+                    df.unpersist()
+
+    @property
+    def _lateness(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.settings.streaming.allowed_lateness_s)
+
+    def _silver_version(self) -> int:
+        return int(DeltaTable.forPath(self.spark, self.silver_path).history(1).select("version").head()[0])  # type: ignore[index]
+
+    def _gold(self, piece: DataFrame, minutes: list[dt.datetime], batch_id: int, side: list[Future[Any]]) -> None:
+        for spec, pg, delta in zip(self.specs, self.gold_pg, self.gold_delta, strict=True):
+            starts = touched(minutes, spec)
+            held = self.windows.rows(starts[0], starts[-1] + dt.timedelta(minutes=spec.window_minutes))
+            rows = [tuple(r[c] for c in spec.columns) for r in window_rows(held, piece, spec, starts).collect()]
+            if pg.write_rows(rows, batch_id):
+                SINK_ROWS.labels("postgres", spec.table).inc(len(rows))
+            if rows:
+                local = self.spark.createDataFrame(rows, spark_schema(spec))
+                side.append(self._side(delta, local, batch_id))
+                SINK_ROWS.labels("delta", f"gold/{spec.table}").inc(len(rows))
+
+    def _detect(self) -> None:
+        with psycopg.connect(self.live.postgres_url) as conn:
+            for d in self.detectors:
+                found = detect(conn, d, self.source, self.settings.streaming.allowed_lateness_s)
+                if found:
+                    ANOMALIES.labels(self.source, d.name).inc(len(found))
+                    log.info("anomalies", extra={"detector": d.name, "found": len(found)})
+
+    def _record_quality(self, batch_id: int, facts: BatchFacts, side: list[Future[Any]]) -> None:
+        """DQ results of the batch: PostgreSQL (and alerts), Delta ``quality/metrics``, Prometheus."""
+        metrics = record_batch(self.live.postgres_url, self.settings, self.rules, batch_id, facts)
+        rows = [(m.ts, self.source, m.rule, m.checked, m.failed, batch_id, m.severity) for m in metrics]
+        side.append(self._side(self.sinks_dq, self.spark.createDataFrame(rows, METRICS_SCHEMA), batch_id))
+        for m in metrics:
+            DQ_CHECKED.labels(self.source, m.rule).inc(m.checked)
+            DQ_FAILED.labels(self.source, m.rule).inc(m.failed)
+        if facts.watermark is not None:
+            # Event-time lag: how far the newest event of this source is behind now (0 for a replayed
+            # historical stream would be a lie, so this only means "real-time lag" for live streams).
+            STREAM_WATERMARK_DELAY.labels(self.name).set(
+                max(0.0, (dt.datetime.now(dt.UTC) - facts.watermark).total_seconds())
+            )
+
+    def _count(self, stats: sv.BatchStats, inserted: int, quarantined: dict[str, int]) -> None:
+        n_in = stats.total("n_in")
+        self.counts.add(n_in, inserted, stats.valid - inserted, quarantined)
+        SINK_ROWS.labels("delta", f"bronze/{self.source}").inc(n_in if self.bronze else 0)
+        SINK_ROWS.labels("delta", f"silver/{self.source}").inc(inserted)
+        bad = sum(quarantined.values())
+        SINK_ROWS.labels("delta", f"quarantine/{self.source}").inc(bad)
+        SINK_ROWS.labels("kafka", self.settings.topics.dlq(self.source)).inc(bad)
+        log.info(
+            "pass batch",
+            extra={"query": self.name, "input": n_in, "inserted": inserted, "duplicates": stats.valid - inserted},
+        )
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.windows.reset()
+
+
+def kafka_stream(spark: SparkSession, settings: Settings, source: str, bootstrap: str) -> DataFrame:
+    """``raw.<source>`` as a stream; only committed records (``read_committed``): an aborted
+    transaction's records never reach any layer."""
+    return (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", bootstrap)
+        .option("subscribe", settings.topics.raw(source))
+        .option("startingOffsets", "earliest")
+        .option("includeHeaders", "true")
+        .option("kafka.isolation.level", "read_committed")
+        .option("maxOffsetsPerTrigger", settings.streaming.max_offsets_per_trigger)
+        .load()
+        .withColumnRenamed("timestamp", "kafka_timestamp")
+    )
+
+
+def start_pass(
+    spark: SparkSession,
+    settings: Settings,
+    source: str,
+    live: Endpoints,
+    *,
+    layers: set[str],
+    until_idle: bool,
+    counts: sv.SilverCounts,
+    rules: SourceRules,
+    detectors: tuple[Detector, ...] = (),
+    on_close: Callable[[OnePass], None] | None = None,
+) -> tuple[StreamingQuery, OnePass]:
+    """Start the one-pass query of ``source``; returns it with its batch function (close it after the query)."""
+    name = query_name(source)
+    process = OnePass(spark, settings, source, live, layers=layers, counts=counts, rules=rules, detectors=detectors)
+    writer = (
+        kafka_stream(spark, settings, source, live.bootstrap)
+        .writeStream.queryName(name)
+        .foreachBatch(process)
+        .option("checkpointLocation", checkpoint(settings, name))
+    )
+    return with_trigger(writer, settings, until_idle=until_idle).start(), process

@@ -1,0 +1,123 @@
+"""Open-window state: the silver rows of every window that can still change, held in Spark memory.
+
+Gold rows are exact aggregates of all valid, de-duplicated events of a window (distinct users and
+p95 included), so updating a window needs its rows, not running sums. Instead of re-reading the lake
+each micro-batch, the pass keeps the (few) columns gold needs of the open windows' rows as cached
+pieces, one per batch, compacted now and then. The same rows are the de-duplication state: an event
+whose ``event_id`` is held here is a duplicate (within the lateness horizon, as Spark's
+``dropDuplicatesWithinWatermark``; older events are late anyway).
+
+The state equals silver restricted to ``event_time >= floor``: it is built from silver on the first
+batch of a process (time travel to the version *before* that batch, so a replayed batch sees what its
+first run saw), grows by each batch's new silver rows, and is extended from silver when a batch
+reaches back before its floor (a partition lagging behind the others). Memory is bounded by the
+horizon: pieces wholly older than ``newest - lateness - longest window`` are dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from functools import reduce
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Piece:
+    df: DataFrame  # persisted
+    hi: dt.datetime | None  # newest event_time in it (None: empty)
+    floor: dt.datetime | None  # rows older than this are not part of the state (already evicted)
+    ceiling: dt.datetime | None = None  # rows from here on are held by other pieces (an extension piece)
+
+    def rows(self) -> DataFrame:
+        df = self.df
+        if self.floor is not None:
+            df = df.where(F.col("event_time") >= F.lit(self.floor))
+        if self.ceiling is not None:
+            df = df.where(F.col("event_time") < F.lit(self.ceiling))
+        return df
+
+
+class OpenWindows:
+    def __init__(self, spark: SparkSession, silver_path: str, columns: list[str], *, compact_after: int = 12) -> None:
+        self.spark = spark
+        self.silver_path = silver_path
+        self.columns = columns
+        self.compact_after = compact_after
+        self._pieces: list[_Piece] = []
+        self.floor: dt.datetime | None = None  # None: nothing loaded yet
+        self.loaded = False
+
+    def reset(self) -> None:
+        """Forget everything (after a failed batch): the next batch rebuilds from silver."""
+        for p in self._pieces:
+            p.df.unpersist()
+        self._pieces = []
+        self.floor = None
+        self.loaded = False
+
+    def ensure(self, version: int, since: dt.datetime) -> None:
+        """Make the state hold every silver row (as of table ``version``) with ``event_time >= since``."""
+        if self.loaded and self.floor is not None and since >= self.floor:
+            return
+        silver = (
+            self.spark.read.format("delta")
+            .option("versionAsOf", version)
+            .load(self.silver_path)
+            .where(F.col("event_time") >= F.lit(since))
+        )
+        ceiling = self.floor if self.loaded else None
+        if ceiling is not None:
+            silver = silver.where(F.col("event_time") < F.lit(ceiling))
+        df = silver.select(*self.columns).persist()
+        n, hi = df.agg(F.count("*"), F.max("event_time")).head() or (0, None)
+        log.info(
+            "open windows loaded from silver",
+            extra={"path": self.silver_path, "version": version, "since": since.isoformat(), "rows": n},
+        )
+        self._pieces.append(_Piece(df, hi, since, ceiling))
+        self.floor = since
+        self.loaded = True
+
+    def rows(self, lo: dt.datetime, hi: dt.datetime | None = None) -> DataFrame | None:
+        """The held rows with ``lo <= event_time < hi`` (None: nothing held)."""
+        parts = [p.rows() for p in self._pieces if p.hi is not None and p.hi >= lo]
+        if not parts:
+            return None
+        df = reduce(DataFrame.unionByName, parts).where(F.col("event_time") >= F.lit(lo))
+        return df.where(F.col("event_time") < F.lit(hi)) if hi is not None else df
+
+    def add(self, piece: DataFrame, hi: dt.datetime | None) -> None:
+        """Take ownership of ``piece`` (persisted, materialised): a batch's new silver rows."""
+        self._pieces.append(_Piece(piece, hi, self.floor))
+        if len(self._pieces) > self.compact_after:
+            self._compact()
+
+    def evict(self, before: dt.datetime) -> None:
+        """Drop rows older than ``before`` (the windows they belong to can no longer change)."""
+        if self.floor is not None and before <= self.floor:
+            return
+        self.floor = before
+        kept: list[_Piece] = []
+        for p in self._pieces:
+            if p.hi is None or p.hi < before:
+                p.df.unpersist()
+            else:
+                p.floor = before if p.floor is None else max(p.floor, before)
+                kept.append(p)
+        self._pieces = kept
+
+    def _compact(self) -> None:
+        parts = [p.rows() for p in self._pieces]
+        merged = reduce(DataFrame.unionByName, parts).coalesce(max(1, self.spark.sparkContext.defaultParallelism))
+        merged = merged.persist()
+        n, hi = merged.agg(F.count("*"), F.max("event_time")).head() or (0, None)
+        for p in self._pieces:
+            p.df.unpersist()
+        self._pieces = [_Piece(merged, hi, self.floor)]
+        log.debug("open windows compacted", extra={"path": self.silver_path, "rows": n})
