@@ -296,7 +296,7 @@ def pipeline_overview() -> Json:
             stat("Records produced / s", [prom("sum(eventlake:records_produced:rate5m)")], unit="cps", decimals=1),
             stat(
                 "Bronze rows read / s",
-                [prom('sum(eventlake:stream_input_rows:rate5m{query=~"bronze_.*"})')],
+                [prom('sum(eventlake:stream_input_rows:rate5m{query=~"pipeline_.*"})')],
                 unit="cps",
                 decimals=1,
             ),

@@ -144,10 +144,8 @@ def test_metrics_health_and_dashboard_during_a_real_run(
                 assert not failure, failure
                 m = scrape(url)
                 return all(
-                    value(m, "eventlake_stream_input_rows_total", query=f"bronze_{s}") == expected
-                    and value(m, "eventlake_stream_input_rows_total", query=f"silver_{s}") == expected
-                    and value(m, "eventlake_stream_input_rows_total", query=f"gold_{s}") > 0
-                    and value(m, "eventlake_kafka_consumer_lag", query=f"bronze_{s}") == 0
+                    value(m, "eventlake_stream_input_rows_total", query=f"pipeline_{s}") == expected
+                    and value(m, "eventlake_kafka_consumer_lag", query=f"pipeline_{s}") == 0
                     for s in SOURCES
                 )
 
@@ -222,7 +220,7 @@ def test_metrics_health_and_dashboard_during_a_real_run(
                 assert element.find_elements(By.TAG_NAME, "canvas"), chart
                 assert int(element.get_attribute("data-points") or 0) > 0, chart
             queries = browser.find_element(By.ID, "tbl-queries").text
-            assert "bronze_transactions" in queries and "gold_user_activity" in queries
+            assert "pipeline_transactions" in queries and "pipeline_user_activity" in queries
             assert "%" in browser.find_element(By.ID, "tbl-rules").text
             board_metrics = scrape(board.url)
             assert value(board_metrics, "eventlake_dashboard_snapshots_total") > 0
