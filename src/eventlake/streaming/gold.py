@@ -46,9 +46,9 @@ def touched(minutes: list[dt.datetime], spec: GoldSpec) -> list[dt.datetime]:
     return sorted(starts)
 
 
-def window_rows(held: DataFrame | None, new: DataFrame, spec: GoldSpec, starts: list[dt.datetime]) -> DataFrame:
-    """Exact gold rows of the windows starting at ``starts``, over the held rows plus the batch's ``new`` ones."""
+def window_rows(rows: DataFrame, spec: GoldSpec, starts: list[dt.datetime]) -> DataFrame:
+    """Exact gold rows of the windows starting at ``starts`` over ``rows`` (the open-window state,
+    this batch's new rows included)."""
     lo, hi = starts[0], starts[-1] + dt.timedelta(minutes=spec.window_minutes)
-    rows = new if held is None else held.unionByName(new)
     rows = rows.where((F.col("event_time") >= F.lit(lo)) & (F.col("event_time") < F.lit(hi)))
     return aggregate(rows, spec).where(F.col("window_start").isin(starts))

@@ -119,19 +119,20 @@ class OnePass:
         batch = batch.persist()
         side: list[Future[Any]] = []
         try:
-            if self.bronze:
-                side.append(self._side(self.sinks_bronze, batch.select(*BRONZE_COLUMNS), batch_id))
-            if self.silver:
-                self._silver_and_gold(batch, batch_id, side)
+            try:
+                if self.bronze:
+                    side.append(self._side(self.sinks_bronze, batch.select(*BRONZE_COLUMNS), batch_id))
+                if self.silver:
+                    self._silver_and_gold(batch, batch_id, side)
+            finally:
+                error = _wait(side)  # never leave a write running past its batch
+            if error is not None:
+                raise error
         except BaseException:
-            self.windows.reset()  # the next batch rebuilds the state from silver
+            self.windows.reset()  # the batch fails; its retry rebuilds the state from silver
             raise
         finally:
-            errors = [e for f in side if (e := f.exception()) is not None]  # waits for every side write
             batch.unpersist()
-        if errors:
-            self.windows.reset()
-            raise errors[0]
 
     def _side(self, sink: DeltaAppend | DeadLetters | DeltaUpsert, df: DataFrame, batch_id: int) -> Future[Any]:
         return self.pool.submit(sink.write, df, batch_id)
@@ -151,7 +152,6 @@ class OnePass:
             future_skew_s=self.settings.streaming.max_future_skew_s,
         ).persist()
         unique: DataFrame | None = None
-        piece: DataFrame | None = None
         try:
             optional = sv.optional_fields(reader) if self.rules.of_type("schema_drift") else []
             stats = sv.BatchStats.of(classified, self.rules, optional)
@@ -160,7 +160,7 @@ class OnePass:
                 bad = sv.quarantine_rows(classified)
                 side.append(self._side(self.sinks_quarantine, bad, batch_id))
                 side.append(self._side(self.dlq, bad, batch_id))
-            inserted, hi = 0, None
+            inserted = 0
             oldest = stats.oldest_valid()
             if oldest is not None:
                 # The state must hold every window the batch can touch, and every id it can repeat.
@@ -169,11 +169,10 @@ class OnePass:
                 first = sv.first_per_event_id(classified.where(F.col("_reason").isNull()))
                 unique = first if held is None else first.join(held.select("event_id"), "event_id", "left_anti")
                 unique = unique.persist()
-                piece = unique.select(*self.windows.columns).persist()
-                inserted, hi = piece.agg(F.count("*"), F.max("event_time")).head() or (0, None)
+                inserted = self.windows.add(unique)  # held from now on; dropped again if the batch fails
                 side.append(self._side(self.sinks_silver, unique, batch_id))
                 if self.gold and inserted:
-                    self._gold(piece, stats.minutes(), batch_id, side)
+                    self._gold(stats.minutes(), batch_id, side)
             elif self.gold:
                 for pg in self.gold_pg:
                     pg.write_rows([], batch_id)  # the batch is applied (nothing to add)
@@ -185,15 +184,12 @@ class OnePass:
                 self._detect()
             for f in side:
                 f.result()  # the batch is done when every write is; a failed write fails the batch
-            if piece is not None:
-                self.windows.add(piece, hi)
-                piece = None
             newest = max([*prior.values(), *maxima.values()], default=None)
             if newest is not None:
                 self.windows.evict(newest - self.keep)
             self._count(stats, inserted, quarantined)
         finally:
-            for df in (unique, piece, classified):
+            for df in (unique, classified):
                 if df is not None:
                     df.unpersist()
 
@@ -204,11 +200,12 @@ class OnePass:
     def _silver_version(self) -> int:
         return int(DeltaTable.forPath(self.spark, self.silver_path).history(1).select("version").head()[0])  # type: ignore[index]
 
-    def _gold(self, piece: DataFrame, minutes: list[dt.datetime], batch_id: int, side: list[Future[Any]]) -> None:
+    def _gold(self, minutes: list[dt.datetime], batch_id: int, side: list[Future[Any]]) -> None:
         for spec, pg, delta in zip(self.specs, self.gold_pg, self.gold_delta, strict=True):
             starts = touched(minutes, spec)
             held = self.windows.rows(starts[0], starts[-1] + dt.timedelta(minutes=spec.window_minutes))
-            rows = [tuple(r[c] for c in spec.columns) for r in window_rows(held, piece, spec, starts).collect()]
+            assert held is not None, "the state holds this batch's rows"
+            rows = [tuple(r[c] for c in spec.columns) for r in window_rows(held, spec, starts).collect()]
             if pg.write_rows(rows, batch_id):
                 SINK_ROWS.labels("postgres", spec.table).inc(len(rows))
             if rows:
@@ -255,6 +252,12 @@ class OnePass:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
         self.windows.reset()
+
+
+def _wait(futures: list[Future[Any]]) -> BaseException | None:
+    """Wait for every future; the first failure, if any."""
+    errors = [e for f in futures if (e := f.exception()) is not None]
+    return errors[0] if errors else None
 
 
 def kafka_stream(spark: SparkSession, settings: Settings, source: str, bootstrap: str) -> DataFrame:

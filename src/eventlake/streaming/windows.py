@@ -27,9 +27,29 @@ from pyspark.sql import functions as F
 log = logging.getLogger(__name__)
 
 
+def _max_time(df: DataFrame) -> tuple[int, dt.datetime | None]:
+    """Rows and newest event_time of ``df``, aware UTC."""
+    n, hi = df.agg(F.count("*"), F.max("event_time")).head() or (0, None)
+    return int(n), (hi.astimezone(dt.UTC) if hi is not None else None)
+
+
+def hold(df: DataFrame) -> DataFrame:
+    """``df`` materialised in memory (spilling to disk) with its lineage cut: a piece's plan must not
+    grow with every batch that came before it (long lineages slow every job, then overflow the stack)."""
+    return df.localCheckpoint(eager=True)
+
+
+def release(df: DataFrame) -> None:
+    """Free a ``hold``-ed DataFrame's blocks now rather than at the JVM's next GC."""
+    try:
+        df._jdf.queryExecution().logical().rdd().unpersist(False)
+    except Exception:
+        log.debug("no checkpointed RDD to release", exc_info=True)
+
+
 @dataclass
 class _Piece:
-    df: DataFrame  # persisted
+    df: DataFrame  # held (see ``hold``)
     hi: dt.datetime | None  # newest event_time in it (None: empty)
     floor: dt.datetime | None  # rows older than this are not part of the state (already evicted)
     ceiling: dt.datetime | None = None  # rows from here on are held by other pieces (an extension piece)
@@ -56,7 +76,7 @@ class OpenWindows:
     def reset(self) -> None:
         """Forget everything (after a failed batch): the next batch rebuilds from silver."""
         for p in self._pieces:
-            p.df.unpersist()
+            release(p.df)
         self._pieces = []
         self.floor = None
         self.loaded = False
@@ -74,8 +94,8 @@ class OpenWindows:
         ceiling = self.floor if self.loaded else None
         if ceiling is not None:
             silver = silver.where(F.col("event_time") < F.lit(ceiling))
-        df = silver.select(*self.columns).persist()
-        n, hi = df.agg(F.count("*"), F.max("event_time")).head() or (0, None)
+        df = hold(silver.select(*self.columns))
+        n, hi = _max_time(df)
         log.info(
             "open windows loaded from silver",
             extra={"path": self.silver_path, "version": version, "since": since.isoformat(), "rows": n},
@@ -92,11 +112,14 @@ class OpenWindows:
         df = reduce(DataFrame.unionByName, parts).where(F.col("event_time") >= F.lit(lo))
         return df.where(F.col("event_time") < F.lit(hi)) if hi is not None else df
 
-    def add(self, piece: DataFrame, hi: dt.datetime | None) -> None:
-        """Take ownership of ``piece`` (persisted, materialised): a batch's new silver rows."""
+    def add(self, rows: DataFrame) -> int:
+        """Hold a batch's new silver rows (materialised here, once); returns how many there are."""
+        piece = hold(rows.select(*self.columns))
+        n, hi = _max_time(piece)
         self._pieces.append(_Piece(piece, hi, self.floor))
         if len(self._pieces) > self.compact_after:
             self._compact()
+        return n
 
     def evict(self, before: dt.datetime) -> None:
         """Drop rows older than ``before`` (the windows they belong to can no longer change)."""
@@ -106,7 +129,7 @@ class OpenWindows:
         kept: list[_Piece] = []
         for p in self._pieces:
             if p.hi is None or p.hi < before:
-                p.df.unpersist()
+                release(p.df)
             else:
                 p.floor = before if p.floor is None else max(p.floor, before)
                 kept.append(p)
@@ -115,9 +138,9 @@ class OpenWindows:
     def _compact(self) -> None:
         parts = [p.rows() for p in self._pieces]
         merged = reduce(DataFrame.unionByName, parts).coalesce(max(1, self.spark.sparkContext.defaultParallelism))
-        merged = merged.persist()
-        n, hi = merged.agg(F.count("*"), F.max("event_time")).head() or (0, None)
+        merged = hold(merged)
+        n, hi = _max_time(merged)
         for p in self._pieces:
-            p.df.unpersist()
+            release(p.df)
         self._pieces = [_Piece(merged, hi, self.floor)]
         log.debug("open windows compacted", extra={"path": self.silver_path, "rows": n})
