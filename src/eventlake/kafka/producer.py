@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from eventlake.observability.metrics import PRODUCE_ERRORS, PRODUCE_LATENCY, RECORDS_PRODUCED
 
 log = logging.getLogger(__name__)
+
 
 DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,
@@ -30,44 +31,85 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class EventProducer:
-    """Thin facade over ``confluent_kafka.Producer`` that counts deliveries per topic."""
+class _Deliveries:
+    """Delivery reports, counted per topic and into the producer metrics.
 
-    def __init__(self, bootstrap: str, sources: dict[str, str] | None = None, **overrides: Any) -> None:
-        """``sources`` maps topic -> source name, the ``source`` label of the producer metrics."""
-        self.producer = Producer({"bootstrap.servers": bootstrap, **DEFAULTS, **overrides})
-        self._sources = sources or {}
+    Kept apart from :class:`EventProducer`: the librdkafka producer holds this callback, and a
+    callback bound to the facade would make a reference cycle that keeps the producer (and its
+    threads) alive after the facade is dropped.
+    """
+
+    def __init__(self, sources: dict[str, str]) -> None:
+        self.sources = sources
         self.delivered: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
-        self.sent: Counter[str] = Counter()
-        self._since_poll = 0
+        self._metrics: dict[str, tuple[Any, Any, Any]] = {}
 
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+    def _children(self, topic: str) -> tuple[Any, Any, Any]:
+        """The (produced, latency, errors) metric children of ``topic``'s source, looked up once."""
+        children = self._metrics.get(topic)
+        if children is None:
+            source = self.sources.get(topic, topic)
+            children = (RECORDS_PRODUCED.labels(source), PRODUCE_LATENCY.labels(source), PRODUCE_ERRORS.labels(source))
+            self._metrics[topic] = children
+        return children
+
+    def __call__(self, err: KafkaError | None, msg: Message) -> None:
         topic = msg.topic() or "?"
-        source = self._sources.get(topic, topic)
+        produced, latency, errors = self._children(topic)
         if err is None:
             self.delivered[topic] += 1
-            RECORDS_PRODUCED.labels(source).inc()
-            PRODUCE_LATENCY.labels(source).observe(msg.latency() or 0.0)
+            produced.inc()
+            latency.observe(msg.latency() or 0.0)
         else:
             self.failed[topic] += 1
-            PRODUCE_ERRORS.labels(source).inc()
+            errors.inc()
             log.error("delivery failed", extra={"topic": topic, "error": err.str(), "retriable": err.retriable()})
 
+
+class EventProducer:
+    """Thin facade over ``confluent_kafka.Producer`` that counts deliveries per topic.
+
+    Per record it does little more than the bare producer: one ``produce()`` call (the delivery
+    callback is set once in the config, no headers dict when there are none); delivery reports
+    are served every ``poll_every`` records and while :meth:`idle`.
+    """
+
+    def __init__(
+        self, bootstrap: str, sources: dict[str, str] | None = None, *, poll_every: int = 1000, **overrides: Any
+    ) -> None:
+        """``sources`` maps topic -> source name, the ``source`` label of the producer metrics."""
+        self._reports = _Deliveries(sources or {})
+        self.producer = Producer(
+            {"bootstrap.servers": bootstrap, **DEFAULTS, "on_delivery": self._reports, **overrides}
+        )
+        self.delivered = self._reports.delivered
+        self.failed = self._reports.failed
+        self.sent: Counter[str] = Counter()
+        self.poll_every = poll_every
+        self._since_poll = 0
+
     def send(self, topic: str, key: str, value: bytes, headers: dict[str, str] | None = None) -> None:
-        """Queue one record; blocks (serving delivery reports) while the local queue is full."""
-        hdrs: dict[str, str | bytes | None] | None = dict(headers) if headers else None
+        """Queue one record; blocks (serving delivery reports) while the local queue is full.
+
+        ``headers`` is passed as is (not copied); an empty dict sends no headers."""
+        hdrs = cast("dict[str, str | bytes | None]", headers) if headers else None
         while True:
             try:
-                self.producer.produce(topic, value=value, key=key, headers=hdrs, on_delivery=self._on_delivery)
+                self.producer.produce(topic, value, key, headers=hdrs)
                 break
             except BufferError:
                 self.producer.poll(0.05)
         self.sent[topic] += 1
         self._since_poll += 1
-        if self._since_poll >= 1000:
+        if self._since_poll >= self.poll_every:
             self.producer.poll(0)
             self._since_poll = 0
+
+    def idle(self, seconds: float) -> None:
+        """Spend up to ``seconds`` serving delivery reports (may return early after serving some)."""
+        self.producer.poll(seconds)
+        self._since_poll = 0
 
     def flush(self, timeout: float = 60.0) -> int:
         """Wait for outstanding deliveries; returns how many are still undelivered."""

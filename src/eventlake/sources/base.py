@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import random
 import time
-import uuid
 import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from eventlake.config import Settings
 Record = dict[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     """One generated record before serialisation.
 
@@ -54,8 +53,16 @@ def source_rng(seed: int, source: str) -> random.Random:
     return random.Random(seed * 1_000_003 + zlib.crc32(source.encode()))
 
 
+# uuid.UUID(int=n, version=4) clears the variant and version bits and sets them to RFC 4122, v4.
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
+
+
 def event_id(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    """A random UUID v4 string from ``rng``: ``str(uuid.UUID(int=rng.getrandbits(128), version=4))``,
+    built without the ``UUID`` object (a fifth of a generator's time)."""
+    h = f"{(rng.getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def diurnal(hour: float) -> float:

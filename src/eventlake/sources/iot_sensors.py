@@ -52,6 +52,10 @@ class IotSensorsGenerator(Generator):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        # Genuine readings stay physically plausible: within the configured valid range.
+        bounds = self.settings.sources.ranges.get(self.name, {}).get("value")
+        self.value_min = None if bounds is None else bounds.min
+        self.value_max = None if bounds is None else bounds.max
         types = list(SENSOR_TYPES)
         self.devices = []
         for i in range(self.settings.sources.devices):
@@ -97,13 +101,10 @@ class IotSensorsGenerator(Generator):
                 value = d.stuck_value
             elif r < P_SPIKE + P_STUCK + P_DROPOUT:
                 d.silent, anomaly = self.rng.randrange(20, 60), "dropout"
-        # Genuine readings stay physically plausible: within the configured valid range.
-        bounds = self.settings.sources.ranges.get(self.name, {}).get("value")
-        if bounds is not None:
-            value = min(
-                max(value, bounds.min if bounds.min is not None else value),
-                bounds.max if bounds.max is not None else value,
-            )
+        if self.value_min is not None:
+            value = max(value, self.value_min)
+        if self.value_max is not None:
+            value = min(value, self.value_max)
         if d.battery is not None:
             d.battery = max(1.0, d.battery - 0.001)
         site, lat, lon = d.site

@@ -1,8 +1,11 @@
 """The produce loop: generators -> fault injection -> Avro (registry) -> idempotent producer.
 
-Several sources are interleaved round-robin; ``rate`` is per source (``--rate 100`` with
-``--source all`` sends 300 ev/s in total) and also drives the simulated clock. Without a rate,
-records are sent as fast as the producer takes them and the clock uses ``sources.default_rate``.
+Several sources are interleaved round-robin, a short run of records per source at a time;
+``rate`` is per source (``--rate 100`` with ``--source all`` sends 300 ev/s in total) and also
+drives the simulated clock. Without a rate, records are sent as fast as the producer takes them
+and the clock uses ``sources.default_rate``. Values are written by
+:class:`eventlake.kafka.serde.WireSerializer` (fastavro, Confluent wire format, schema id from
+the registry once at start).
 """
 
 from __future__ import annotations
@@ -14,14 +17,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
-from confluent_kafka.serialization import MessageField, SerializationContext
 
 from eventlake.config import Settings
 from eventlake.errors import EventlakeError, UnreachableError
 from eventlake.kafka.producer import EventProducer
+from eventlake.kafka.serde import WireSerializer, registered_serializer
 from eventlake.services.kafka import admin_client, kafka_health
 from eventlake.sources import Generator, make_generator
 from eventlake.sources.faults import ANOMALY_HEADER, FaultInjector
@@ -29,9 +31,20 @@ from eventlake.sources.faults import ANOMALY_HEADER, FaultInjector
 log = logging.getLogger(__name__)
 
 
+#: Records per source between two looks at the pacer / stop flag: about 5 ms of records at the
+#: given rate (at least 1), and this many when unthrottled.
+MAX_STEP = 256
+
+
+def step_for(rate: float | None) -> int:
+    return MAX_STEP if rate is None else max(1, min(MAX_STEP, int(rate * 0.005)))
+
+
 class Pacer:
-    """Holds a steady rate: the i-th call returns no earlier than t0 + i/rate (no drift, no bursts
-    beyond the lag it is catching up on). ``rate=None`` never waits."""
+    """Holds a steady rate: a call returns no earlier than t0 + i/rate, i the number of records
+    paced before it (no drift, no bursts beyond the lag it is catching up on). ``wait(n)`` paces
+    ``n`` records at once. ``rate=None`` never waits. ``sleep`` may return early; the pacer
+    sleeps again until due."""
 
     def __init__(
         self,
@@ -43,16 +56,17 @@ class Pacer:
         self.t0: float | None = None
         self.i = 0
 
-    def wait(self) -> None:
+    def wait(self, n: int = 1) -> None:
         if self.rate is None:
             return
         now = self.clock()
         if self.t0 is None:
             self.t0 = now
         due = self.t0 + self.i / self.rate
-        self.i += 1
-        if due > now:
+        self.i += n
+        while due > now:
             self.sleep(due - now)
+            now = self.clock()
 
 
 @dataclass
@@ -102,20 +116,27 @@ class _Lane:
 
     generator: Generator
     faults: FaultInjector
-    serialize: AvroSerializer
-    ctx: SerializationContext
+    serialize: WireSerializer
     tally: SourceSummary
 
-    def send_next(self, producer: EventProducer, i: int) -> None:
-        event = self.faults.apply(self.generator.next_event(), i)
-        if event.anomaly:
-            event.headers[ANOMALY_HEADER] = event.anomaly
-            self.tally.anomalies[event.anomaly] += 1
-        if event.fault:
-            self.tally.faults[event.fault] += 1
-        payload = event.raw if event.raw is not None else self.serialize(event.value, self.ctx)
-        assert payload is not None
-        producer.send(self.tally.topic, event.key, payload, event.headers)
+    def send(self, producer: EventProducer, start: int, n: int) -> None:
+        """Generate, spoil, serialize and queue records ``start`` .. ``start + n - 1``."""
+        next_event, apply, serialize, send = self.generator.next_event, self.faults.apply, self.serialize, producer.send
+        topic, anomalies, faults = self.tally.topic, self.tally.anomalies, self.tally.faults
+        for i in range(start, start + n):
+            event = apply(next_event(), i)
+            if event.anomaly:
+                # Set on the event itself: a later duplicate of it copies the header too.
+                event.headers[ANOMALY_HEADER] = event.anomaly
+                anomalies[event.anomaly] += 1
+            if event.fault:
+                faults[event.fault] += 1
+            if event.raw is not None:
+                payload = event.raw
+            else:
+                assert event.value is not None
+                payload = serialize(event.value)
+            send(topic, event.key, payload, event.headers)
 
 
 def _open_lanes(
@@ -133,9 +154,10 @@ def _open_lanes(
     lanes = []
     for source in sources:
         topic = settings.topics.raw(source)
-        schema = Schema((settings.schemas_dir / f"{source}.avsc").read_text(), "AVRO")
+        schema = (settings.schemas_dir / f"{source}.avsc").read_text()
         try:
-            client.register_schema(f"{topic}-value", schema)  # idempotent; producers agree on the id
+            # Registered (idempotent: producers agree on the id) once, here; the id is cached.
+            serialize = registered_serializer(client, f"{topic}-value", schema)
         except SchemaRegistryError as err:
             raise EventlakeError(f"schema {source}.avsc rejected by the registry: {err}") from err
         except Exception as err:  # transport errors; the client's HTTP library varies by version
@@ -148,8 +170,7 @@ def _open_lanes(
             _Lane(
                 gen,
                 FaultInjector(settings, source, gen.rng, count, faults),
-                AvroSerializer(client, schema.schema_str, conf={"auto.register.schemas": False}),
-                SerializationContext(topic, MessageField.VALUE),
+                serialize,
                 SourceSummary(source, topic),
             )
         )
@@ -194,18 +215,21 @@ def produce(
         faults=faults,
     )
     producer = EventProducer(bootstrap, sources={lane.tally.topic: lane.tally.source for lane in lanes})
-    pacer = Pacer(rate)
+    pacer = Pacer(rate, sleep=producer.idle)  # waiting serves delivery reports
+    step = step_for(rate)
     started = time.monotonic()
     interrupted = False
-    i = 0
+    i = reported = 0
     try:
         while (count is None or i < count) and not (stop is not None and stop.is_set()):
-            pacer.wait()
+            n = step if count is None else min(step, count - i)
+            pacer.wait(n)
             for lane in lanes:
-                lane.send_next(producer, i)
-            i += 1
-            if progress is not None and i % 500 == 0:
+                lane.send(producer, i, n)
+            i += n
+            if progress is not None and i - reported >= 500:
                 progress(i)
+                reported = i
     except KeyboardInterrupt:
         interrupted = True
         log.warning("interrupted; flushing in-flight records", extra={"sent": sum(producer.sent.values())})

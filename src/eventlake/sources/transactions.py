@@ -36,6 +36,8 @@ class TransactionsGenerator(Generator):
             (f"m{i:05d}", self.rng.choice(list(CATEGORIES)), self.rng.choice(countries))
             for i in range(self.settings.sources.merchants)
         ]
+        # Velocity bursts pay electronics merchants (any merchant if there is none).
+        self.burst_merchants = [m for m in self.merchants if m[1] == "electronics"] or self.merchants
         self.accounts = [f"acct-{i:06d}" for i in range(self.settings.sources.accounts)]
         self.burst_account: str | None = None
         self.burst_left = 0
@@ -48,9 +50,7 @@ class TransactionsGenerator(Generator):
         if self.burst_left > 0 and self.burst_account is not None:
             self.burst_left -= 1
             account, anomaly = self.burst_account, "velocity_burst"
-            merchant, category, country = self.rng.choice(
-                [m for m in self.merchants if m[1] == "electronics"] or self.merchants
-            )
+            merchant, category, country = self.rng.choice(self.burst_merchants)
             card_present, p_decline = False, 0.35
         else:
             account = self.accounts[self.rng.randrange(len(self.accounts))]

@@ -9,6 +9,9 @@ or silently after 30 minutes idle (a timeout emits nothing, as on a real site).
 from __future__ import annotations
 
 import datetime as dt
+import random
+from bisect import bisect
+from itertools import accumulate
 
 from eventlake.sources.base import Event, Generator, diurnal, event_id
 
@@ -46,6 +49,26 @@ TRANSITIONS: dict[str, tuple[tuple[str, float], ...]] = {
 }
 
 
+class _Choice:
+    """``rng.choices(options, weights)[0]`` with the cumulative weights computed once: the same
+    draw (one ``rng.random()``) and the same result, without rebuilding two lists per call."""
+
+    __slots__ = ("cum", "hi", "options", "total")
+
+    def __init__(self, weighted: tuple[tuple[str | None, float], ...]) -> None:
+        self.options = [o for o, _ in weighted]
+        self.cum = list(accumulate(w for _, w in weighted))
+        self.total, self.hi = self.cum[-1] + 0.0, len(self.cum) - 1
+
+    def pick(self, rng: random.Random) -> str | None:
+        return self.options[bisect(self.cum, rng.random() * self.total, 0, self.hi)]
+
+
+NEXT_STATE = {state: _Choice(options) for state, options in TRANSITIONS.items()}
+DEVICE_CHOICE = _Choice(DEVICES)
+REFERRER_CHOICE = _Choice(REFERRERS)
+
+
 class _Session:
     __slots__ = ("country", "device", "id", "last_ms", "page", "state", "user")
 
@@ -63,13 +86,15 @@ class UserActivityGenerator(Generator):
         codes = list(COUNTRIES)
         weights = [COUNTRIES[c][0] for c in codes]
         self.users = [
-            (f"u{i:06d}", self.rng.choices(codes, weights)[0], self._pick(DEVICES))
+            (f"u{i:06d}", self.rng.choices(codes, weights)[0], self._pick(DEVICE_CHOICE))
             for i in range(self.settings.sources.users)
         ]
         self.sessions: list[_Session] = []
 
-    def _pick(self, options: tuple[tuple[str, float], ...]) -> str:
-        return self.rng.choices([o[0] for o in options], [o[1] for o in options])[0]
+    def _pick(self, choice: _Choice) -> str:
+        picked = choice.pick(self.rng)
+        assert picked is not None
+        return picked
 
     def _active_weight(self, country: str, now_ms: int) -> float:
         utc_hour = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).hour
@@ -106,7 +131,7 @@ class UserActivityGenerator(Generator):
             state, referrer, duration = "SESSION_START", self._pick_referrer(), None
         else:
             session = self.sessions[self.rng.randrange(len(self.sessions))]
-            state = self._pick(TRANSITIONS[session.state])
+            state = self._pick(NEXT_STATE[session.state])
             referrer = f"https://shop.example.com{session.page}"
             duration = max(0, min(int(self.rng.lognormvariate(9.5, 1.0)), max(0, now - session.last_ms) or 10**6))
         page = "/" if state == "SESSION_START" else self._page_for(state)
@@ -134,4 +159,4 @@ class UserActivityGenerator(Generator):
         return Event(key=session.user, value=value)
 
     def _pick_referrer(self) -> str | None:
-        return self.rng.choices([r[0] for r in REFERRERS], [r[1] for r in REFERRERS])[0]
+        return REFERRER_CHOICE.pick(self.rng)
