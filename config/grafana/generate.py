@@ -602,6 +602,12 @@ def source_kpis() -> Json:
     )
 
 
+EVENT_TIME_LAG = (
+    "now - newest event time the query has seen (metric eventlake_stream_watermark_delay_seconds);"
+    " large for a replayed historical stream."
+)
+
+
 def streaming_health() -> Json:
     q = '{query=~"$query"}'
     g = Grid()
@@ -618,7 +624,11 @@ def streaming_health() -> Json:
                 thresholds=[("green", None), ("yellow", 60), ("red", 300)],
             ),
             stat(
-                "Max watermark delay", [prom(f"max(eventlake_stream_watermark_delay_seconds{q})")], unit="s", decimals=0
+                "Max event-time lag",
+                [prom(f"max(eventlake_stream_watermark_delay_seconds{q})")],
+                unit="s",
+                decimals=0,
+                description=EVENT_TIME_LAG,
             ),
             stat("Total consumer lag", [prom(f"sum(eventlake:consumer_lag:sum{q})")], thresholds=LAG_STEPS),
         ],
@@ -658,7 +668,10 @@ def streaming_health() -> Json:
     g.row(
         [
             timeseries(
-                "Watermark delay", [prom(f"eventlake_stream_watermark_delay_seconds{q}", "{{query}}")], unit="s"
+                "Event-time lag",
+                [prom(f"eventlake_stream_watermark_delay_seconds{q}", "{{query}}")],
+                unit="s",
+                description=EVENT_TIME_LAG,
             ),
             timeseries("State store rows", [prom(f"eventlake_stream_state_rows{q}", "{{query}}")]),
             timeseries(
@@ -696,7 +709,8 @@ def streaming_health() -> Json:
     return dashboard(
         "eventlake-streaming",
         "eventlake / Streaming health",
-        "Spark Structured Streaming queries (bronze, silver, gold): throughput, batch duration, lag, state, sinks.",
+        "Spark Structured Streaming, one query per source (pipeline_<source>): throughput, batch duration, lag, state,"
+        " sinks.",
         g,
         variables=[prometheus_variable("query", "Query", "eventlake_stream_input_rows_total")],
     )

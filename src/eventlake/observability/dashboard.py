@@ -8,6 +8,22 @@ disabled when no token is configured.
 
 Each chart covers the last ``dashboard.window_minutes`` before the newest window *of its table*
 (not before now), so replays and simulated clocks show their data too.
+
+Speed, as the page shows it:
+
+* micro-batch duration per query (mean and p95): from the streaming process's
+  ``eventlake_stream_batch_duration_seconds`` histogram, over the batches that ended in the last
+  ``BATCH_SPAN_S`` seconds (the difference between two scrapes; p95 interpolated within the
+  histogram's buckets as Prometheus' ``histogram_quantile`` does), or since the process started
+  when no batch ended in that span;
+* end-to-end latency per gold table, "window end -> final row in PostgreSQL": for every row of the
+  last ``LATENCY_WINDOWS`` closed windows, ``updated_at`` of its last upsert minus ``window_end``
+  (p50/p99). A window counts as closed once its end is ``streaming.allowed_lateness_s`` behind the
+  table's newest window, i.e. behind the watermark: no on-time event can change it any more. It
+  compares PostgreSQL's clock with event time, so for a replayed historical stream the figure is
+  the replay's age, not the pipeline's speed;
+* how long ago the newest gold row was upserted (PostgreSQL's ``now() - max(updated_at)`` over the
+  charted windows).
 """
 
 from __future__ import annotations
@@ -17,7 +33,12 @@ import datetime as dt
 import hmac
 import json
 import logging
+import math
+import threading
+import time
+from collections import deque
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,11 +54,15 @@ from eventlake.observability.metrics import DASHBOARD_SNAPSHOTS
 from eventlake.observability.server import add_health, postgres_check
 from eventlake.quality.report import open_alerts, rule_rates
 from eventlake.quality.store import ensure_quality_tables
-from eventlake.streaming.specs import GOLD_SPECS, ensure_gold_table
+from eventlake.streaming.specs import GOLD_SPECS, GoldSpec, ensure_gold_table
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
+#: batch figures cover the batches that ended in this many seconds before the scrape
+BATCH_SPAN_S = 60.0
+#: the end-to-end latency percentiles cover the rows of this many closed windows per gold table
+LATENCY_WINDOWS = 10
 
 
 def _since(conn: psycopg.Connection[Any], table: str, minutes: int) -> dt.datetime | None:
@@ -150,34 +175,168 @@ def quality(conn: psycopg.Connection[Any], minutes: int) -> dict[str, Any]:
     }
 
 
-def pipeline(metrics_url: str | None) -> dict[str, Any]:
-    """Per query: input rows/s, last batch duration, watermark delay; lag per query (from /metrics)."""
+def latency(conn: psycopg.Connection[Any], spec: GoldSpec, lateness_s: float, minutes: int) -> dict[str, Any]:
+    """Window end -> final row in PostgreSQL for one gold table (see the module docstring)."""
+    width_s = spec.window_minutes * 60
+    row = conn.execute(
+        f"""
+        WITH newest AS (SELECT max(window_start) AS ws FROM {spec.table}),
+        closed AS (
+            SELECT DISTINCT g.window_start FROM {spec.table} g, newest
+            WHERE g.window_start <= newest.ws - make_interval(secs => %s)
+            ORDER BY g.window_start DESC LIMIT %s
+        ),
+        lat AS (
+            SELECT g.window_start, extract(epoch FROM g.updated_at - g.window_end)::float8 AS s
+            FROM {spec.table} g JOIN closed USING (window_start)
+        )
+        SELECT count(DISTINCT window_start), count(*),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY s), percentile_cont(0.99) WITHIN GROUP (ORDER BY s),
+               (SELECT extract(epoch FROM now() - max(g.updated_at))::float8 FROM {spec.table} g, newest
+                WHERE g.window_start > newest.ws - make_interval(mins => %s))
+        FROM lat
+        """,  # noqa: S608 - fixed table names
+        (lateness_s + width_s, LATENCY_WINDOWS, minutes),
+    ).fetchone()
+    windows, rows, p50, p99, ago = row if row is not None else (0, 0, None, None, None)
+    return {
+        "table": spec.table,
+        "source": spec.source,
+        "windows": int(windows),
+        "rows": int(rows),
+        "p50_s": p50,
+        "p99_s": p99,
+        "updated_ago_s": None if ago is None else max(0.0, float(ago)),
+    }
+
+
+def end_to_end(conn: psycopg.Connection[Any], lateness_s: float, minutes: int) -> dict[str, Any]:
+    tables = [latency(conn, spec, lateness_s, minutes) for spec in GOLD_SPECS]
+    ago = [t["updated_ago_s"] for t in tables if t["updated_ago_s"] is not None]
+    return {
+        "windows": LATENCY_WINDOWS,
+        "closed_after_s": lateness_s,
+        "tables": tables,
+        "updated_ago_s": min(ago) if ago else None,
+    }
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """One query's batch-duration histogram as scraped: cumulative buckets (upper bound, count)."""
+
+    count: float
+    total: float
+    buckets: tuple[tuple[float, float], ...]
+
+    def minus(self, older: Histogram) -> Histogram:
+        before = dict(older.buckets)
+        return Histogram(
+            self.count - older.count,
+            self.total - older.total,
+            tuple((le, n - before.get(le, 0.0)) for le, n in self.buckets),
+        )
+
+    def quantile(self, q: float) -> float | None:
+        """As Prometheus' ``histogram_quantile``: linear within the bucket the rank falls in."""
+        if self.count <= 0 or not self.buckets:
+            return None
+        rank = q * self.count
+        lower, below = 0.0, 0.0
+        for le, n in self.buckets:
+            if n >= rank:
+                if math.isinf(le):
+                    return lower  # beyond the largest finite bound: that bound is all we know
+                return lower + (le - lower) * ((rank - below) / (n - below) if n > below else 1.0)
+            lower, below = le, n
+        return lower
+
+
+def histograms(text: str) -> tuple[dict[str, dict[str, float]], dict[str, Histogram]]:
+    """The per-query gauges/counters the page shows, and the batch-duration histograms, from /metrics text."""
+    queries: dict[str, dict[str, float]] = {}
+    parts: dict[str, dict[str, Any]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            query = sample.labels.get("query")
+            if query is None:
+                continue
+            q = queries.setdefault(query, {"rows_per_s": 0.0, "lag": 0.0})
+            h = parts.setdefault(query, {"count": 0.0, "sum": 0.0, "buckets": []})
+            if sample.name == "eventlake_stream_processed_rows_per_second":
+                q["rows_per_s"] = sample.value
+            elif sample.name == "eventlake_kafka_consumer_lag":
+                q["lag"] += sample.value
+            elif sample.name == "eventlake_stream_batch_duration_seconds_count":
+                h["count"] = sample.value
+            elif sample.name == "eventlake_stream_batch_duration_seconds_sum":
+                h["sum"] = sample.value
+            elif sample.name == "eventlake_stream_batch_duration_seconds_bucket":
+                h["buckets"].append((float(sample.labels["le"]), sample.value))
+            elif sample.name == "eventlake_stream_watermark_delay_seconds":
+                q["event_time_lag_s"] = sample.value
+            elif sample.name == "eventlake_stream_last_progress_timestamp_seconds":
+                q["last_progress_ts"] = sample.value
+    hists = {q: Histogram(h["count"], h["sum"], tuple(sorted(h["buckets"]))) for q, h in parts.items()}
+    return queries, hists
+
+
+class BatchDurations:
+    """Batch durations per query over the last ``span_s`` seconds, from successive scrapes."""
+
+    def __init__(self, span_s: float = BATCH_SPAN_S) -> None:
+        self.span_s = span_s
+        self._lock = threading.Lock()
+        self._scrapes: deque[tuple[float, dict[str, Histogram]]] = deque()
+
+    def add(self, now: float, hists: dict[str, Histogram]) -> dict[str, dict[str, Any]]:
+        """Record a scrape; per query: batches, mean and p95 (seconds) and the span they cover."""
+        with self._lock:
+            self._scrapes.append((now, hists))
+            # keep the newest scrape at least span_s old as the baseline, drop older ones
+            while len(self._scrapes) > 1 and self._scrapes[1][0] <= now - self.span_s:
+                self._scrapes.popleft()
+            base_t, base = self._scrapes[0]
+        out: dict[str, dict[str, Any]] = {}
+        for query, h in hists.items():
+            old = base.get(query)
+            recent = None
+            if old is not None and base_t < now and old.count <= h.count:  # a smaller count: the process restarted
+                recent = h.minus(old)
+            if recent is not None and recent.count > 0:
+                scope, span, use = "recent", now - base_t, recent
+            else:
+                scope, span, use = "since start", None, h
+            out[query] = {
+                "batches": h.count,
+                "avg_batch_s": h.total / h.count if h.count else 0.0,  # since the process started
+                "batch_scope": scope,
+                "batch_span_s": span,
+                "batch_n": use.count,
+                "batch_mean_s": use.total / use.count if use.count else None,
+                "batch_p95_s": use.quantile(0.95),
+                "batches_per_min": 60 * recent.count / (now - base_t) if recent is not None else None,
+            }
+        return out
+
+
+def pipeline(metrics_url: str | None, durations: BatchDurations | None = None) -> dict[str, Any]:
+    """Per query: rows/s, batch duration (mean, p95), consumer lag, event-time lag (from /metrics)."""
     if metrics_url is None:
         return {"running": False, "queries": {}}
     try:
         text = httpx.get(f"{metrics_url}/metrics", timeout=3).text
     except httpx.HTTPError as err:
         return {"running": False, "queries": {}, "detail": f"{type(err).__name__}"}
-    queries: dict[str, dict[str, float]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            query = sample.labels.get("query")
-            if query is None:
-                continue
-            q = queries.setdefault(query, {"rows_per_s": 0.0, "lag": 0.0, "batches": 0.0, "batch_s_sum": 0.0})
-            if sample.name == "eventlake_stream_processed_rows_per_second":
-                q["rows_per_s"] = sample.value
-            elif sample.name == "eventlake_kafka_consumer_lag":
-                q["lag"] += sample.value
-            elif sample.name == "eventlake_stream_batch_duration_seconds_count":
-                q["batches"] = sample.value
-            elif sample.name == "eventlake_stream_batch_duration_seconds_sum":
-                q["batch_s_sum"] = sample.value
-            elif sample.name == "eventlake_stream_watermark_delay_seconds":
-                q["watermark_delay_s"] = sample.value
-    for q in queries.values():
-        q["avg_batch_s"] = q.pop("batch_s_sum") / q["batches"] if q["batches"] else 0.0
-    return {"running": True, "queries": dict(sorted(queries.items()))}
+    durations = durations or BatchDurations()
+    now = time.time()
+    queries, hists = histograms(text)
+    batches = durations.add(now, hists)
+    for name, q in queries.items():
+        q.update(batches.get(name, {}))
+        if "last_progress_ts" in q:
+            q["last_batch_ago_s"] = max(0.0, now - q.pop("last_progress_ts"))
+    return {"running": True, "batch_span_s": durations.span_s, "queries": dict(sorted(queries.items()))}
 
 
 def streaming_metrics_url(settings: Settings) -> str | None:
@@ -198,6 +357,8 @@ def create_app(settings: Settings, postgres_url: str) -> FastAPI:
     app = FastAPI(title="eventlake dashboard", docs_url=None, redoc_url=None)
     cfg = settings.dashboard
     add_health(app, {"postgres": postgres_check(postgres_url)})
+    durations = BatchDurations()
+    lateness_s = float(settings.streaming.allowed_lateness_s)
 
     def snapshot() -> dict[str, Any]:
         with psycopg.connect(postgres_url, connect_timeout=5) as conn:
@@ -206,8 +367,9 @@ def create_app(settings: Settings, postgres_url: str) -> FastAPI:
                 "window_minutes": cfg.window_minutes,
                 "kpis": gold_kpis(conn, cfg.window_minutes),
                 "quality": quality(conn, cfg.window_minutes),
+                "latency": end_to_end(conn, lateness_s, cfg.window_minutes),
             }
-        body["pipeline"] = pipeline(streaming_metrics_url(settings))
+        body["pipeline"] = pipeline(streaming_metrics_url(settings), durations)
         DASHBOARD_SNAPSHOTS.inc()
         return body
 
