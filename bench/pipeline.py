@@ -1,105 +1,119 @@
-"""End-to-end pipeline throughput and latency, against a consumer+fastavro ceiling, in one run.
+"""End-to-end pipeline figures against the limits and the peer, in one run on the same pre-filled topic.
 
-1. Pre-fills ``raw.transactions`` with ``--n`` events (default 2 M), then runs bronze -> silver ->
-   gold with ``--until-idle``: events/s end to end.
-2. The ceiling, same records: a bare confluent-kafka consumer plus fastavro decoding, no storage.
-3. Latency at a steady rate (``--rate`` ev/s for ``--seconds``) with the jobs running: for each
-   gold window, the time from the window's end (event time = wall clock here) until PostgreSQL
-   holds its final count; p50/p99 over windows and categories.
-4. Peak RSS of the Spark JVM and of this process.
+1. Pre-fills ``raw.<source>`` (``--source``, default transactions) with ``--n`` events (default 1 M).
+2. Throughput on those records, each as events/s with CPU seconds per million events and peak RSS:
+   - transport limit: a bare confluent-kafka consumer;
+   - Python-decode ceiling: the same plus fastavro;
+   - Quix Streams (``make bench-deps``) with the same 1-minute tumbling aggregation;
+   - the engine limit: one bare Spark *batch* pass (Kafka -> ``from_avro`` -> Delta append, plus the
+     1-minute window -> Delta), with eventlake's session settings;
+   - eventlake end to end: ``eventlake stream --until-idle`` (bronze, silver, quarantine/DLQ, gold to
+     Delta and PostgreSQL, DQ), one pass per micro-batch.
+   Spark session start-up is reported on its own line, not in any rate.
+3. Latency at ``--rate`` events/s in total over the three sources together (``--rate/3`` each, event
+   time = wall clock) for ``--seconds``: for every gold row of the three contract tables whose window
+   ended inside the phase, ``updated_at`` of its final value (PostgreSQL's clock) minus window end.
+4. Silver batch duration with 0, 5 M and 20 M rows already in silver (``--silver-sizes``): the same
+   input batch (``--batch`` records) on a lake pre-filled with that many older rows; steady batches
+   only (the first, which loads open-window state, is reported apart).
+5. Peak RSS of this process (the Spark driver's Python side) and of Spark's JVM.
 
-Run: ``.venv/bin/python bench/pipeline.py [--n 2000000] [--rate 10000] [--seconds 180]``.
+Run: ``make bench`` or ``.venv/bin/python bench/pipeline.py [--n 1000000] [--rate 10000] [--seconds 300]``.
+The local stack is started by a separate ``eventlake up`` process, so this process's children are
+Spark's JVM and its Python workers only.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
-import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
-import fastavro
-import httpx
-import psutil
 import psycopg
-from confluent_kafka import Consumer
 
-from eventlake.config import load_settings
-from eventlake.kafka.admin import provision_topics
-from eventlake.services import Stack, endpoints
-from eventlake.services.kafka import admin_client
-from eventlake.sources.produce import ProduceSummary, produce
-from eventlake.streaming.jobs import start_jobs
-from eventlake.streaming.session import build_spark
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import Figures, Meter, bare_consume, bare_spark_pass, consume_fastavro, quix_tumbling  # noqa: E402
 
-SOURCE = "transactions"
+from eventlake.config import Settings, load_settings  # noqa: E402
+from eventlake.kafka.admin import provision_topics  # noqa: E402
+from eventlake.services import endpoints  # noqa: E402
+from eventlake.services.kafka import admin_client  # noqa: E402
+from eventlake.sources.produce import ProduceSummary, produce  # noqa: E402
 
-
-class PeakRss:
-    """Samples the RSS of this process and of its child JVMs once a second."""
-
-    def __init__(self) -> None:
-        self.me = 0
-        self.jvm = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        proc = psutil.Process()
-        while not self._stop.wait(1.0):
-            self.me = max(self.me, proc.memory_info().rss)
-            jvm = 0
-            for child in proc.children(recursive=True):
-                try:
-                    jvm += child.memory_info().rss if "java" in child.name() else 0
-                except psutil.Error:
-                    continue  # a short-lived child (e.g. a Python worker) exited meanwhile
-            self.jvm = max(self.jvm, jvm)
-
-    def stop(self) -> None:
-        self._stop.set()
+SOURCES = ("user_activity", "iot_sensors", "transactions")
+START_MS = 1_767_225_600_000
+EVENTLAKE = str(Path(sys.executable).parent / "eventlake")
 
 
-def ceiling(bootstrap: str, registry_url: str, topic: str, n: int) -> float:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": uuid.uuid4().hex,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
+def _env(home: Path) -> dict[str, str]:
+    return {**os.environ, "EVENTLAKE_HOME": str(home)}
+
+
+def _settings(home: Path, tag: str, **streaming: Any) -> Settings:
+    """Settings on the shared stack with topics, lake and checkpoints of their own (``tag``)."""
+    return load_settings(
+        home=home,
+        topics={"raw_prefix": f"{tag}.raw.", "dlq_prefix": f"{tag}.dlq.", "alerts": f"{tag}.alerts"},
+        lake={"uri": (home / tag / "lake").as_uri()},
+        streaming={"checkpoint_dir": (home / tag / "checkpoints").as_uri(), "trigger_s": 1.0, **streaming},
     )
-    consumer.subscribe([topic])
-    schemas: dict[int, object] = {}
-    seen, start = 0, time.monotonic()
-    while seen < n:
-        for msg in consumer.consume(10_000, timeout=1.0):
-            if msg.error():
-                continue
-            value = msg.value() or b""
-            seen += 1
-            if len(value) < 5 or value[0] != 0:
-                continue
-            sid = int.from_bytes(value[1:5], "big")
-            if sid not in schemas:
-                text = httpx.get(f"{registry_url}/schemas/ids/{sid}").json()["schema"]
-                schemas[sid] = fastavro.parse_schema(json.loads(text))
-            fastavro.schemaless_reader(io.BytesIO(value[5:]), schemas[sid])
-    consumer.close()
-    return n / (time.monotonic() - start)
 
 
-def latency(settings, live, spark, rate: float, seconds: float) -> tuple[list[float], float]:  # type: ignore[no-untyped-def]
-    """Seconds from window end until PostgreSQL shows the window's final txn_count, and the rate achieved."""
-    phase_start = time.time()
-    queries = start_jobs(spark, settings, live, ["bronze", "silver", "gold"], until_idle=False)
+def _fill(settings: Settings, sources: list[str], n: int, seed: int = 1) -> ProduceSummary:
+    live = endpoints(settings)
+    provision_topics(admin_client(live.kafka_bootstrap), settings.topics.specs(), 1)
+    return produce(
+        settings,
+        bootstrap=live.kafka_bootstrap,
+        registry_url=live.registry_url,
+        sources=sources,
+        count=n,
+        seed=seed,
+        start_ms=START_MS,
+        rate=None,
+    )
+
+
+def _line(f: Figures, base: Figures | None = None, base_name: str = "") -> str:
+    ratio = f"  ratio_to_{base_name} {f.events_per_s / base.events_per_s:.2f}" if base else ""
+    return f"throughput {f.line()}{ratio}"
+
+
+def end_to_end(spark: Any, settings: Settings, n: int) -> tuple[Figures, list[float]]:
+    """``stream --until-idle`` on the pre-filled topic (in this process, on the shared session)."""
+    from eventlake.streaming.jobs import JOBS, start_jobs  # noqa: PLC0415
+    from eventlake.streaming.progress import ProgressRecorder  # noqa: PLC0415
+
+    recorder = ProgressRecorder()
+    spark.streams.addListener(recorder)
+    meter = Meter().start()
+    t = time.monotonic()
+    start_jobs(spark, settings, endpoints(settings), list(JOBS), until_idle=True)
+    seconds = time.monotonic() - t
+    meter.stop()
+    time.sleep(1)
+    spark.streams.removeListener(recorder)
+    durations = [p.batch_duration_s for p in recorder.snapshot().values()]
+    return meter.figures("eventlake", n, seconds, batches=sum(p.batches for p in recorder.snapshot().values())), durations
+
+
+def latency(spark: Any, settings: Settings, rate: float, seconds: float) -> tuple[dict[str, list[float]], float]:
+    """Per gold table: seconds from window end to the window's final row in PostgreSQL; achieved ev/s."""
+    from eventlake.streaming.jobs import JOBS, start_jobs  # noqa: PLC0415
+    from eventlake.streaming.specs import SPECS_BY_SOURCE  # noqa: PLC0415
+
+    live = endpoints(settings)
+    queries = start_jobs(spark, settings, live, list(JOBS), until_idle=False)
+    time.sleep(20)  # the first micro-batches warm the JVM up; the phase starts after them
     stop = threading.Event()
     summaries: list[ProduceSummary] = []
     producer = threading.Thread(
@@ -108,88 +122,180 @@ def latency(settings, live, spark, rate: float, seconds: float) -> tuple[list[fl
             "settings": settings,
             "bootstrap": live.kafka_bootstrap,
             "registry_url": live.registry_url,
-            "sources": [SOURCE],
+            "sources": list(SOURCES),
             "count": None,
-            "rate": rate,
+            "rate": rate / len(SOURCES),
             "stop": stop,
         },
     )
+    phase_start = dt.datetime.now(dt.UTC)
     producer.start()
-    seen: dict[tuple[dt.datetime, str], list[tuple[float, int]]] = {}
-    deadline = time.time() + seconds
-    with psycopg.connect(live.postgres_url, autocommit=True) as conn:
-        while time.time() < deadline + 60:
-            if time.time() >= deadline:
-                stop.set()
-            now = time.time()
-            for we, cat, count in conn.execute(
-                "SELECT window_end, merchant_category, txn_count FROM gold_transactions_1m"
-            ).fetchall():
-                history = seen.setdefault((we, cat), [])
-                if not history or history[-1][1] != count:
-                    history.append((now, count))
-            time.sleep(0.5)
+    time.sleep(seconds)
+    stop.set()
     producer.join()
+    phase_end = dt.datetime.now(dt.UTC)
+    time.sleep(max(10.0, settings.streaming.trigger_s * 5))  # the last windows' final batches
     for q in queries:
         q.stop()
-    # Only this phase's windows (the pre-fill used a simulated clock); a window is final once its
-    # last change is seen; skip the first and last (partial) minutes.
-    ends = sorted({we for we, _ in seen if we.timestamp() > phase_start})[1:-2]
+    out: dict[str, list[float]] = {}
+    # Whole minutes inside the phase only: the first and the last are partial.
+    lo = phase_start.replace(second=0, microsecond=0) + dt.timedelta(minutes=2)
+    hi = phase_end.replace(second=0, microsecond=0)
+    with psycopg.connect(live.postgres_url) as conn:
+        for source in SOURCES:
+            spec = SPECS_BY_SOURCE[source][0]
+            rows = conn.execute(
+                f"SELECT extract(epoch FROM updated_at - window_end) FROM {spec.table}"  # noqa: S608 - names from specs
+                " WHERE window_end >= %s AND window_end <= %s",
+                (lo, hi),
+            ).fetchall()
+            out[spec.table] = [float(r[0]) for r in rows]
     achieved = summaries[0].delivered / summaries[0].seconds if summaries else 0.0
-    return [hist[-1][0] - we.timestamp() for (we, _), hist in seen.items() if we in ends], achieved
+    return out, achieved
+
+
+def _prefill_silver(spark: Any, settings: Settings, source: str, rows: int) -> None:
+    """``rows`` synthetic silver rows, dated the 30 days before the benchmark's events (older history)."""
+    from pyspark.sql import functions as F  # noqa: PLC0415
+    from pyspark.sql.types import DoubleType, StringType, StructType  # noqa: PLC0415
+
+    from eventlake.streaming.paths import table  # noqa: PLC0415
+
+    path = table(settings, "silver", source)
+    schema = spark.read.format("delta").load(path).schema
+    span = 30 * 86_400
+    cols = []
+    for f in schema.fields:
+        if f.name == "event_id":
+            cols.append(F.expr("uuid()").alias(f.name))
+        elif f.name == "event_time":
+            cols.append(F.timestamp_seconds(F.lit(START_MS // 1000 - span) + F.col("id") % span).alias(f.name))
+        elif isinstance(f.dataType, DoubleType):
+            cols.append((F.rand(7) * 100).alias(f.name))
+        elif isinstance(f.dataType, StringType):
+            cols.append(F.concat(F.lit("h"), (F.col("id") % 500).cast("string")).alias(f.name))
+        elif isinstance(f.dataType, StructType):
+            cols.append(F.lit(None).cast(f.dataType).alias(f.name))
+        else:
+            cols.append(F.lit(None).cast(f.dataType).alias(f.name))
+    spark.range(rows).select(*cols).write.format("delta").mode("append").save(path)
+
+
+def silver_scaling(spark: Any, home: Path, source: str, sizes: list[int], batch: int) -> dict[int, tuple[float, float]]:
+    """Silver size -> (first batch s, median steady batch s) for the same input."""
+    from eventlake.streaming.jobs import JOBS, start_jobs  # noqa: PLC0415
+    from eventlake.streaming.progress import ProgressRecorder  # noqa: PLC0415
+    from eventlake.streaming.tables import ensure_tables  # noqa: PLC0415
+
+    out: dict[int, tuple[float, float]] = {}
+    for size in sizes:
+        tag = f"s{uuid.uuid4().hex[:6]}"
+        settings = _settings(home, tag, max_offsets_per_trigger=batch // 4)
+        settings.topics.sources = (source,)
+        _fill(settings, [source], batch, seed=size % 97 + 2)
+        live = endpoints(settings)
+        ensure_tables(spark, settings, live.registry_url)
+        if size:
+            _prefill_silver(spark, settings, source, size)
+        durations: list[float] = []
+
+        class Batches(ProgressRecorder):
+            def onQueryProgress(self, event: Any) -> None:  # noqa: N802 - pyspark's name
+                durations.append(event.progress.batchDuration / 1000)
+
+        listener = Batches()
+        spark.streams.addListener(listener)
+        start_jobs(spark, settings, live, list(JOBS), until_idle=True)
+        time.sleep(2)
+        spark.streams.removeListener(listener)
+        steady = durations[1:] or durations
+        out[size] = (durations[0] if durations else float("nan"), statistics.median(steady) if steady else float("nan"))
+        print(
+            f"silver_scaling rows_in_silver {size:>10}  first_batch {out[size][0]:6.2f} s  "
+            f"steady_batch_median {out[size][1]:6.2f} s  batches {len(durations)}  "
+            f"ratio_to_empty {out[size][1] / out[sizes[0]][1]:.2f}",
+            flush=True,
+        )
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=2_000_000)
-    parser.add_argument("--rate", type=float, default=10_000)
-    parser.add_argument("--seconds", type=float, default=180)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--source", default="transactions", choices=SOURCES)
+    parser.add_argument("--rate", type=float, default=10_000, help="ev/s in total over the three sources")
+    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--silver-sizes", default="0,5000000,20000000")
+    parser.add_argument("--batch", type=int, default=200_000, help="records of the silver-scaling input")
+    parser.add_argument("--skip", default="", help="comma-separated phases to skip: peers,latency,silver")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as home:
-        settings = load_settings(
-            home=Path(home),
-            topics={"sources": [SOURCE]},
-            streaming={"trigger_s": 1.0, "max_offsets_per_trigger": 500_000},
-        )
-        stack = Stack(settings)
-        stack.up()
-        rss = PeakRss()
+    skip = set(filter(None, args.skip.split(",")))
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        home = Path(tmp)
+        subprocess.run([EVENTLAKE, "up"], env=_env(home), check=True, capture_output=True)
         try:
-            live = endpoints(settings)
-            provision_topics(admin_client(live.kafka_bootstrap), settings.topics.specs(), 1)
-            produce(
-                settings,
-                bootstrap=live.kafka_bootstrap,
-                registry_url=live.registry_url,
-                sources=[SOURCE],
-                count=args.n,
-                seed=1,
-                start_ms=1_767_225_600_000,
-                rate=None,
-            )
-            spark = build_spark(settings, "eventlake-bench")
-            t = time.monotonic()
-            start_jobs(spark, settings, live, ["bronze", "silver", "gold"], until_idle=True)
-            pipeline = args.n / (time.monotonic() - t)
-            top = ceiling(live.kafka_bootstrap, live.registry_url, settings.topics.raw(SOURCE), args.n)
-            print(
-                f"pipeline end_to_end {pipeline:10.0f} ev/s  ceiling(consumer+fastavro) {top:10.0f} ev/s  "
-                f"ratio {pipeline / top:.3f}  n {args.n}"
-            )
-            lat, achieved = latency(settings, live, spark, args.rate, args.seconds)
-            if len(lat) >= 2:
-                q = statistics.quantiles(lat, n=100)
+            run(home, args, skip)
+        finally:
+            subprocess.run([EVENTLAKE, "down"], env=_env(home), check=False, capture_output=True)
+
+
+def run(home: Path, args: argparse.Namespace, skip: set[str]) -> None:
+    from eventlake.streaming.session import build_spark  # noqa: PLC0415
+
+    settings = _settings(home, "tput", max_offsets_per_trigger=500_000)
+    settings.topics.sources = (args.source,)
+    t = time.monotonic()
+    filled = _fill(settings, [args.source], args.n)
+    print(
+        f"prefill {args.source} {args.n} records in {time.monotonic() - t:.1f} s ({filled.events_per_s:.0f} ev/s)",
+        flush=True,
+    )
+    live = endpoints(settings)
+    topic = settings.topics.raw(args.source)
+    peers: dict[str, Figures] = {}
+    if "peers" not in skip:
+        peers["bare_consume"] = bare_consume(live.kafka_bootstrap, live.registry_url, topic, args.n)
+        print(_line(peers["bare_consume"]), flush=True)
+        peers["fastavro"] = consume_fastavro(live.kafka_bootstrap, live.registry_url, topic, args.n)
+        print(_line(peers["fastavro"], peers["bare_consume"], "bare_consume"), flush=True)
+        try:
+            peers["quix"] = quix_tumbling(live.kafka_bootstrap, live.registry_url, topic, args.n)
+            print(_line(peers["quix"], peers["fastavro"], "fastavro"), flush=True)
+        except Exception as err:  # noqa: BLE001 - the peer is optional (make bench-deps); say why it is missing
+            print(f"throughput quix unavailable: {type(err).__name__}: {err}", flush=True)
+    t = time.monotonic()
+    spark = build_spark(settings, "eventlake-bench")
+    print(f"spark_startup {time.monotonic() - t:.1f} s (not part of any rate below)", flush=True)
+    if "peers" not in skip:
+        lake = home / "bare-pass"
+        peers["bare_spark_pass"] = bare_spark_pass(spark, live.kafka_bootstrap, topic, lake, live.registry_url, args.n)
+        print(_line(peers["bare_spark_pass"], peers["fastavro"], "fastavro"), flush=True)
+    mine, _ = end_to_end(spark, settings, args.n)
+    print(_line(mine), flush=True)
+    for name in ("bare_spark_pass", "fastavro", "bare_consume", "quix"):
+        if name in peers:
+            print(f"ratio eventlake/{name} {mine.events_per_s / peers[name].events_per_s:.2f}", flush=True)
+    if "latency" not in skip:
+        lat_settings = _settings(home, "lat", max_offsets_per_trigger=200_000)
+        lat_settings.topics.sources = SOURCES
+        provision_topics(admin_client(live.kafka_bootstrap), lat_settings.topics.specs(), 1)
+        per_table, achieved = latency(spark, lat_settings, args.rate, args.seconds)
+        everything = [v for vs in per_table.values() for v in vs]
+        for name, values in [*per_table.items(), ("all", everything)]:
+            if len(values) >= 2:
+                q = statistics.quantiles(values, n=100)
                 print(
-                    f"pipeline latency_event_to_postgres p50 {q[49]:.1f} s  p99 {q[98]:.1f} s  "
-                    f"windows {len(lat)}  rate asked {args.rate:g} achieved {achieved:.0f} ev/s"
+                    f"latency window_end_to_postgres {name:<24} p50 {q[49]:5.2f} s  p99 {q[98]:5.2f} s  "
+                    f"max {max(values):5.2f} s  rows {len(values)}",
+                    flush=True,
                 )
             else:
-                print(f"pipeline latency: too few complete windows ({len(lat)}); run longer (--seconds)")
-            print(f"pipeline peak_rss_mb driver {rss.me / 2**20:.0f}  jvm {rss.jvm / 2**20:.0f}")
-            spark.stop()
-        finally:
-            rss.stop()
-            stack.down()
+                print(f"latency {name}: too few closed windows ({len(values)}); run longer (--seconds)", flush=True)
+        print(f"latency rate asked {args.rate:g} ev/s in total, achieved {achieved:.0f} ev/s", flush=True)
+    if "silver" not in skip:
+        sizes = [int(s) for s in args.silver_sizes.split(",")]
+        silver_scaling(spark, home, args.source, sizes, args.batch)
+    spark.stop()
 
 
 if __name__ == "__main__":

@@ -7,26 +7,28 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import psycopg
 import typer
-from rich.console import Console, Group
-from rich.progress import Progress, TextColumn
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from eventlake.config import Settings, load_settings
 from eventlake.errors import EventlakeError, UnreachableError
 from eventlake.kafka.admin import provision_topics
 from eventlake.logs import configure_logging
+from eventlake.observability.console import dq_tables, live_panel
+from eventlake.observability.lag import high_watermarks, offsets_read
 from eventlake.observability.server import Served, kafka_check, registry_check, serve_health
-from eventlake.quality.report import anomalies, open_alerts, parse_since, rule_rates
+from eventlake.quality.report import parse_since
 from eventlake.quality.rules import load_quality
 from eventlake.quality.store import ensure_quality_tables
 from eventlake.registry.client import register_schemas
@@ -119,54 +121,41 @@ def run(
 ) -> None:
     """The live demo: stack up, topics and schemas, a steady produced stream, the streaming jobs.
 
-    Runs until Ctrl-C/SIGTERM, then stops the producer and the queries gracefully.
+    One panel refreshes in place; engine and service logs go to files under EVENTLAKE_HOME/logs.
+    Ctrl-C/SIGTERM stops within seconds (an interrupted micro-batch is replayed exactly once on the
+    next start).
     """
-    from eventlake.streaming.jobs import JOBS, run_jobs  # noqa: PLC0415 - pyspark is slow to import
+    from eventlake.streaming.jobs import JOBS, DemoFeed, run_jobs  # noqa: PLC0415 - pyspark is slow to import
 
     up()
     topics_create(schemas=True, strict=False)
     settings = _settings()
+    logs = settings.home.resolve() / "logs"
+    configure_logging(settings.log_level, file=logs / "eventlake.log")
     live = endpoints(settings)
-    stop = threading.Event()
-
-    def demo_stream() -> None:
-        try:
-            run_produce(
-                settings,
-                bootstrap=live.kafka_bootstrap,
-                registry_url=live.registry_url,
-                sources=list(settings.topics.sources),
-                count=None,
-                rate=rate,
-                faults=faults,
-                stop=stop,
-            )
-        except EventlakeError as ex:
-            err.print(f"error: producer stopped: {ex}", markup=False)
-
-    producer = threading.Thread(target=demo_stream, name="demo-producer", daemon=True)
-    producer.start()
     board = DashboardService(settings).endpoint()
     err.print(
-        f"producing {rate:g} ev/s per source; streaming into {settings.lake_uri} and PostgreSQL "
-        "gold_* tables. Ctrl-C stops."
+        f"producing {rate:g} ev/s per source; streaming into {settings.lake_uri} and PostgreSQL gold_* tables"
+        + (f"; live dashboard {board}" if board else "")
     )
-    if board:
-        err.print(f"[bold]live dashboard:[/] {board}")
+    err.print(f"starting Spark (logs in {logs}); Ctrl-C stops")
+    footer = f"logs: {logs}  ·  Ctrl-C stops"
+    lateness = settings.streaming.allowed_lateness_s
+    with Live(console=err, refresh_per_second=2, transient=False) as view:
 
-    def show(progress: dict[str, Any]) -> None:
-        _print_progress(progress)
-        try:
-            with psycopg.connect(live.postgres_url, connect_timeout=5) as conn:
-                err.print(_dq_tables(conn, datetime.now(UTC) - timedelta(minutes=5)))
-        except psycopg.Error as ex:
-            err.print(f"data quality: unavailable ({type(ex).__name__})", markup=False)
+        def show(progress: dict[str, Any]) -> None:
+            view.update(live_panel(progress, live.postgres_url, lateness, footer))
 
-    try:
-        run_jobs(settings, live, list(JOBS), until_idle=False, on_progress=show)
-    finally:
-        stop.set()
-        producer.join(timeout=60)
+        run_jobs(
+            settings,
+            live,
+            list(JOBS),
+            until_idle=False,
+            on_progress=show,
+            progress_every_s=2.0,
+            feed=DemoFeed(rate, faults),
+        )
+    err.print("stopped: producer and queries stopped; every written batch is in the lake and PostgreSQL once")
 
 
 @app.command()
@@ -326,14 +315,15 @@ class JobChoice(StrEnum):
 
 @app.command()
 def stream(
-    job: Annotated[JobChoice, typer.Option(help="Which layer to run; `all` runs bronze, silver and gold.")] = (
-        JobChoice.all
-    ),
+    job: Annotated[
+        JobChoice, typer.Option(help="Layers the one-pass query writes; `gold` implies silver; `all` (default) all.")
+    ] = JobChoice.all,
     until_idle: Annotated[
         bool, typer.Option("--until-idle", help="Process everything available, then exit 0 (availableNow).")
     ] = False,
 ) -> None:
-    """Run the Spark Structured Streaming jobs (bronze -> silver -> gold)."""
+    """Run the streaming pipeline: one query per source, each micro-batch writing bronze, silver
+    (+ quarantine/DLQ) and gold."""
     from eventlake.streaming.jobs import JOBS, run_jobs  # noqa: PLC0415 - pyspark is slow to import
 
     settings = _settings()
@@ -343,7 +333,26 @@ def stream(
         f"streaming {', '.join(jobs)} for {', '.join(settings.topics.sources)}"
         + (" until idle" if until_idle else " (Ctrl-C or SIGTERM stops gracefully)")
     )
-    counts = run_jobs(settings, live, jobs, until_idle=until_idle, on_progress=_print_progress)
+    if until_idle:
+        topics = [settings.topics.raw(s) for s in settings.topics.sources]
+        ends = high_watermarks(live.kafka_bootstrap, topics)
+        with Progress(
+            TextColumn("offsets"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+        ) as bar:
+            task = bar.add_task("offsets", total=sum(sum(p.values()) for p in ends.values()))
+
+            def advance(read: dict[str, Any]) -> None:
+                bar.update(task, completed=offsets_read(read, ends))
+
+            counts = run_jobs(settings, live, jobs, until_idle=True, on_offsets=advance)
+            bar.update(task, completed=bar.tasks[0].total)
+        _print_counts(counts)
+        return
+    counts = run_jobs(settings, live, jobs, until_idle=False, on_progress=_print_progress)
+    _print_counts(counts)
+
+
+def _print_counts(counts: dict[str, Any]) -> None:
     for source, c in counts.items():
         err.print(
             f"{source:<14} input={c.input} silver={c.valid} duplicates={c.duplicates} "
@@ -425,30 +434,9 @@ def dq_report(
     try:
         ensure_quality_tables(url)
         with psycopg.connect(url, connect_timeout=10) as conn:
-            out.print(_dq_tables(conn, start))
+            out.print(dq_tables(conn, start))
     except psycopg.OperationalError as ex:
         raise UnreachableError(f"PostgreSQL: {ex}".splitlines()[0], "run `eventlake up`") from ex
-
-
-def _dq_tables(conn: psycopg.Connection[Any], start: datetime) -> Group:
-    rates = Table(title=f"rule pass rates since {start:%Y-%m-%d %H:%M:%S} UTC")
-    for col in ("source", "rule", "severity", "checked", "failed", "pass rate"):
-        rates.add_column(col, justify="right" if col in ("checked", "failed", "pass rate") else "left")
-    for r in rule_rates(conn, start):
-        rate = "-" if r.pass_rate is None else f"{r.pass_rate:.2%}"
-        style = "red" if r.failed and r.severity == "critical" else ("yellow" if r.failed else "green")
-        rates.add_row(r.source, r.rule, r.severity, f"{r.checked:,}", f"{r.failed:,}", f"[{style}]{rate}[/]")
-    alerts = Table(title="open alerts")
-    for col in ("key", "severity", "first seen", "last seen", "message", "delivered to"):
-        alerts.add_column(col)
-    for key, sev, first, last, message, channels in open_alerts(conn):
-        alerts.add_row(key, sev, f"{first:%H:%M:%S}", f"{last:%H:%M:%S}", message, ", ".join(channels) or "-")
-    found = Table(title="anomalies (strongest first)")
-    for col in ("window", "source", "detector", "series", "value", "expected", "score"):
-        found.add_column(col)
-    for ws, source, detector, key, value, expected, score in anomalies(conn, start):
-        found.add_row(f"{ws:%Y-%m-%d %H:%M}", source, detector, key, f"{value:.3g}", f"{expected:.3g}", f"{score:+.1f}")
-    return Group(rates, alerts, found)
 
 
 def main() -> None:

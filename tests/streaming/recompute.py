@@ -25,6 +25,7 @@ class Raw:
     records: list[dict[str, Any]] = field(default_factory=list)  # decoded, unlabelled
     labels: Counter[str] = field(default_factory=Counter)
     total: int = 0
+    headers: list[dict[str, str]] = field(default_factory=list)  # of every record, in read order
 
 
 def read_topic(bootstrap: str, registry_url: str, topic: str, expected: int, *, decode: bool = True) -> Raw:
@@ -42,6 +43,7 @@ def read_topic(bootstrap: str, registry_url: str, topic: str, expected: int, *, 
         idle = 0
         raw.total += 1
         headers = {k: v.decode() for k, v in (msg.headers() or [])}
+        raw.headers.append(headers)
         label = headers.get("eventlake-fault")
         if not decode:
             continue

@@ -21,6 +21,35 @@ from eventlake.streaming.progress import Offsets
 log = logging.getLogger(__name__)
 
 
+def high_watermarks(bootstrap: str, topics: list[str], timeout: float = 10.0) -> dict[str, dict[int, int]]:
+    """Per topic and partition: the offset the next record will get (what a reader has to reach)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"eventlake-ends-{uuid.uuid4().hex[:8]}"})
+    try:
+        out: dict[str, dict[int, int]] = {}
+        meta = consumer.list_topics(timeout=timeout)
+        for topic in topics:
+            parts = meta.topics.get(topic)
+            if parts is None or parts.error is not None:
+                continue  # not created yet: nothing to read
+            out[topic] = {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout, cached=False)[1]
+                for p in parts.partitions
+            }
+        return out
+    finally:
+        consumer.close()
+
+
+def offsets_read(read: dict[str, Offsets], ends: dict[str, dict[int, int]]) -> int:
+    """How much of ``ends`` the queries have read (``read``: query -> topic -> partition -> offset)."""
+    done = 0
+    for topics in read.values():
+        for topic, parts in topics.items():
+            for p, offset in parts.items():
+                done += min(offset, ends.get(topic, {}).get(p, 0))
+    return done
+
+
 class LagCollector(Collector):
     """``eventlake_kafka_consumer_lag{query, topic, partition}`` from checkpointed vs high-watermark offsets."""
 

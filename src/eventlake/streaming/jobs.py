@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from prometheus_client import REGISTRY
 from pyspark.sql import SparkSession
@@ -14,14 +15,16 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from eventlake.alerting.dispatcher import Dispatcher
 from eventlake.config import Settings
+from eventlake.errors import EventlakeError
 from eventlake.observability.lag import LagCollector
 from eventlake.observability.server import kafka_check, postgres_check, serve_health
 from eventlake.quality.rules import load_quality
 from eventlake.quality.store import ensure_quality_tables
 from eventlake.services import Endpoints
+from eventlake.sources.produce import produce
 from eventlake.streaming.pipeline import LAYERS, OnePass, start_pass
 from eventlake.streaming.pipeline import Endpoints as PassEndpoints
-from eventlake.streaming.progress import ProgressRecorder, QueryProgress
+from eventlake.streaming.progress import Offsets, ProgressRecorder, QueryProgress
 from eventlake.streaming.silver import SilverCounts
 from eventlake.streaming.specs import GOLD_SPECS, ensure_gold_table
 from eventlake.streaming.state import ensure_state_tables
@@ -40,9 +43,11 @@ def start_jobs(
     *,
     until_idle: bool,
     counts: dict[str, SilverCounts] | None = None,
+    poll: Callable[[], None] | None = None,
 ) -> list[StreamingQuery]:
     """Start one one-pass query per source, writing the asked layers (``jobs``; gold implies silver).
-    With ``until_idle`` each runs to completion (``availableNow``) before this returns."""
+    With ``until_idle`` each runs to completion (``availableNow``) before this returns, calling ``poll``
+    about once a second meanwhile."""
     quality = load_quality(settings)  # a bad rules file stops us before any query starts
     _ensure_postgres(settings, live.postgres_url)
     ensure_tables(spark, settings, live.registry_url)
@@ -66,7 +71,9 @@ def start_jobs(
             )
         if until_idle:
             for q, _ in started:
-                q.awaitTermination()
+                while not q.awaitTermination(1):
+                    if poll is not None:
+                        poll()
                 if q.exception() is not None:
                     raise RuntimeError(f"query {q.name} failed: {q.exception()}")
     except BaseException:
@@ -98,11 +105,15 @@ def run_jobs(
     on_progress: Callable[[dict[str, QueryProgress]], None] | None = None,
     progress_every_s: float = 15.0,
     stop: threading.Event | None = None,
+    feed: DemoFeed | None = None,
+    on_offsets: Callable[[dict[str, Offsets]], None] | None = None,
 ) -> dict[str, SilverCounts]:
-    """Build the session and run the jobs, with the alert dispatcher and ``/metrics`` + ``/health``.
+    """The running pipeline: Spark, the queries, the alert dispatcher, ``/metrics`` + ``/health``, and
+    (``feed``) a generated stream into the raw topics, as ``eventlake run`` shows.
 
     Without ``until_idle`` it blocks until ``stop`` is set (None: until SIGTERM/Ctrl-C, which
-    needs the main thread), then stops the queries gracefully (each finishes its micro-batch).
+    needs the main thread), then stops the queries between micro-batches. With it, ``on_offsets``
+    gets the offsets each query has read up to, about once a second (a progress bar's input).
     """
     from eventlake.streaming.session import build_spark  # noqa: PLC0415 - keeps pyspark out of module import
 
@@ -120,8 +131,11 @@ def run_jobs(
         "queries": lambda: _queries_ok(recorder),
     }
     server = serve_health(settings, "streaming", checks, settings.metrics.streaming_port)
+    feeding = threading.Event()
+    producer = feed.start(settings, live, feeding) if feed is not None else None
     try:
-        queries = start_jobs(spark, settings, live, jobs, until_idle=until_idle, counts=counts)
+        poll = (lambda: on_offsets(recorder.kafka_offsets())) if on_offsets is not None else None
+        queries = start_jobs(spark, settings, live, jobs, until_idle=until_idle, counts=counts, poll=poll)
         if not until_idle:
             _wait(queries, recorder, on_progress, progress_every_s, stop)
         elif on_progress is not None:
@@ -129,6 +143,9 @@ def run_jobs(
             on_progress(recorder.snapshot())
         return counts
     finally:
+        feeding.set()
+        if producer is not None:
+            producer.join(timeout=30)
         spark.streams.removeListener(recorder)
         server.stop()
         REGISTRY.unregister(lag)
@@ -140,6 +157,35 @@ def run_jobs(
             left = dispatcher.drain(timeout_s=15)
             if left:
                 log.warning("alert deliveries still pending at exit", extra={"pending": left})
+
+
+@dataclass(frozen=True)
+class DemoFeed:
+    """A steady generated stream (``rate`` ev/s per source, a ``faults`` fraction labelled bad) into the
+    raw topics while the jobs run: the live demo's input."""
+
+    rate: float
+    faults: float = 0.0
+
+    def start(self, settings: Settings, live: Endpoints, stop: threading.Event) -> threading.Thread:
+        def feed() -> None:
+            try:
+                produce(
+                    settings,
+                    bootstrap=live.kafka_bootstrap,
+                    registry_url=live.registry_url,
+                    sources=list(settings.topics.sources),
+                    count=None,
+                    rate=self.rate,
+                    faults=self.faults,
+                    stop=stop,
+                )
+            except EventlakeError as ex:
+                log.error("demo producer stopped", extra={"error": str(ex)})
+
+        thread = threading.Thread(target=feed, name="demo-producer", daemon=True)
+        thread.start()
+        return thread
 
 
 def _queries_ok(recorder: ProgressRecorder) -> tuple[bool, str]:
@@ -173,10 +219,10 @@ def _wait(
         _stop_between_batches(queries)
 
 
-def _stop_between_batches(queries: list[StreamingQuery], timeout_s: float = 120.0) -> None:
+def _stop_between_batches(queries: list[StreamingQuery], timeout_s: float = 10.0) -> None:
     """Stop each query when it is not inside a micro-batch (``stop()`` interrupts a running batch;
-    exactly-once makes that safe, but the interrupted Spark jobs fill the log). Gives up waiting
-    after ``timeout_s`` and stops anyway."""
+    exactly-once makes that safe: the batch is replayed on the next start). Gives up waiting after
+    ``timeout_s`` and stops anyway, so Ctrl-C takes seconds."""
     deadline = time.monotonic() + timeout_s
     for q in queries:
         while q.isActive and q.status.get("isTriggerActive") and time.monotonic() < deadline:

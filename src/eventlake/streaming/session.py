@@ -36,6 +36,41 @@ def extension_jars(settings: Settings) -> list[Path]:
     return [j for j in classpath(settings, "spark") if _artifact(j) not in bundled | _SKIP]
 
 
+_LOG4J2 = """\
+# Written by eventlake: Spark's own log goes to a file; the console only gets errors.
+rootLogger.level = warn
+rootLogger.appenderRef.file.ref = file
+rootLogger.appenderRef.console.ref = console
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.filePattern = {log}.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = %d{{ISO8601}} %p %c{{1}}: %m%n%ex
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 50MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.filter.threshold.type = ThresholdFilter
+appender.console.filter.threshold.level = error
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = spark %p %c{{1}}: %m%n
+"""
+
+
+def spark_log_config(settings: Settings) -> Path:
+    """The log4j2 file the driver JVM starts with: Spark's log in ``<home>/logs/spark.log``."""
+    logs = settings.home.resolve() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    conf = logs / "spark-log4j2.properties"
+    conf.write_text(_LOG4J2.format(log=logs / "spark.log"))
+    return conf
+
+
 def build_spark(settings: Settings, app_name: str = "eventlake") -> SparkSession:
     """Create (or return the running) SparkSession configured for eventlake."""
     cfg = settings.streaming
@@ -65,6 +100,7 @@ def build_spark(settings: Settings, app_name: str = "eventlake") -> SparkSession
         # Delta's snapshot reconstruction defaults to 50 partitions: far too many for a laptop.
         .config("spark.databricks.delta.snapshotPartitions", str(cfg.shuffle_partitions))
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{spark_log_config(settings)}")
     )
     if settings.lake_uri.startswith(("s3://", "s3a://")) or settings.s3.local or settings.s3.endpoint:
         s3 = settings.s3
@@ -83,6 +119,4 @@ def build_spark(settings: Settings, app_name: str = "eventlake") -> SparkSession
                 "spark.hadoop.fs.s3a.secret.key", secret
             )
         builder = builder.config("spark.hadoop.fs.s3a.endpoint.region", s3.region)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
-    return spark
+    return builder.getOrCreate()
