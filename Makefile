@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 VENDOR := src/eventlake/observability/static/vendor
 
-.PHONY: setup system-deps browser-deps jars web run test lint typecheck pytest clean down
+.PHONY: setup system-deps browser-deps jars web run test lint typecheck pytest clean down bench bench-deps
 
 ## setup: venv + pinned Python deps + JVM jars + dashboard front-end (idempotent; a second run takes seconds)
 setup: system-deps browser-deps $(STAMP) jars web
@@ -72,6 +72,25 @@ pytest:
 
 down:
 	$(BIN)/eventlake down
+
+# The benchmark's Quix Streams peer (pyproject's `bench` extra) cannot share .venv: quixstreams 3.28
+# pins confluent-kafka<2.13 and pydantic<2.14, below eventlake's pins. It gets its own venv with
+# just what bench/peers.py imports; bench/peers.py runs its Quix part there.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cat pyproject.toml constraints-bench.txt 2>/dev/null | sha1sum | cut -c1-12)
+BENCH_REQS = $(shell $(PYTHON) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"];   print(" ".join(p["optional-dependencies"]["bench"] + [d for d in p["dependencies"] if d.split("=")[0] in ("fastavro", "httpx", "psutil")]))')
+
+## bench-deps: .venv-bench with the `bench` extra (Quix Streams) pinned by constraints-bench.txt
+bench-deps: $(BENCH_STAMP)
+$(BENCH_STAMP): pyproject.toml constraints-bench.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --upgrade pip==25.3
+	$(BENCH_VENV)/bin/pip install -q -c constraints-bench.txt $(BENCH_REQS)
+	rm -f $(BENCH_VENV)/.installed-* && touch $@
+
+## bench: bench/pipeline.py (peers and eventlake on the same records; see its docstring)
+bench: setup bench-deps
+	$(BIN)/python bench/pipeline.py
 
 clean: 
 	-$(BIN)/eventlake down
