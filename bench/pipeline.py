@@ -40,14 +40,15 @@ from typing import Any
 
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import Figures, Meter, bare_consume, bare_spark_pass, consume_fastavro, quix_tumbling  # noqa: E402
+from eventlake.config import Settings, load_settings
+from eventlake.kafka.admin import provision_topics
+from eventlake.registry.client import register_schemas
+from eventlake.services import endpoints
+from eventlake.services.kafka import admin_client
+from eventlake.sources.produce import ProduceSummary, produce
 
-from eventlake.config import Settings, load_settings  # noqa: E402
-from eventlake.kafka.admin import provision_topics  # noqa: E402
-from eventlake.services import endpoints  # noqa: E402
-from eventlake.services.kafka import admin_client  # noqa: E402
-from eventlake.sources.produce import ProduceSummary, produce  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import Figures, Meter, bare_consume, bare_spark_pass, consume_fastavro, quix_tumbling
 
 SOURCES = ("user_activity", "iot_sensors", "transactions")
 START_MS = 1_767_225_600_000
@@ -103,7 +104,8 @@ def end_to_end(spark: Any, settings: Settings, n: int) -> tuple[Figures, list[fl
     time.sleep(1)
     spark.streams.removeListener(recorder)
     durations = [p.batch_duration_s for p in recorder.snapshot().values()]
-    return meter.figures("eventlake", n, seconds, batches=sum(p.batches for p in recorder.snapshot().values())), durations
+    batches = sum(p.batches for p in recorder.snapshot().values())
+    return meter.figures("eventlake", n, seconds, batches=batches), durations
 
 
 def latency(spark: Any, settings: Settings, rate: float, seconds: float) -> tuple[dict[str, list[float]], float]:
@@ -145,7 +147,7 @@ def latency(spark: Any, settings: Settings, rate: float, seconds: float) -> tupl
         for source in SOURCES:
             spec = SPECS_BY_SOURCE[source][0]
             rows = conn.execute(
-                f"SELECT extract(epoch FROM updated_at - window_end) FROM {spec.table}"  # noqa: S608 - names from specs
+                f"SELECT extract(epoch FROM updated_at - window_end) FROM {spec.table}"
                 " WHERE window_end >= %s AND window_end <= %s",
                 (lo, hi),
             ).fetchall()
@@ -181,12 +183,28 @@ def _prefill_silver(spark: Any, settings: Settings, source: str, rows: int) -> N
     spark.range(rows).select(*cols).write.format("delta").mode("append").save(path)
 
 
+def _batches_listener() -> Any:
+    from eventlake.streaming.progress import ProgressRecorder  # noqa: PLC0415
+
+    class Batches(ProgressRecorder):
+        """Every micro-batch's duration, in order."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.durations: list[float] = []
+
+        def onQueryProgress(self, event: Any) -> None:
+            self.durations.append(event.progress.batchDuration / 1000)
+
+    return Batches
+
+
 def silver_scaling(spark: Any, home: Path, source: str, sizes: list[int], batch: int) -> dict[int, tuple[float, float]]:
     """Silver size -> (first batch s, median steady batch s) for the same input."""
     from eventlake.streaming.jobs import JOBS, start_jobs  # noqa: PLC0415
-    from eventlake.streaming.progress import ProgressRecorder  # noqa: PLC0415
     from eventlake.streaming.tables import ensure_tables  # noqa: PLC0415
 
+    Batches = _batches_listener()
     out: dict[int, tuple[float, float]] = {}
     for size in sizes:
         tag = f"s{uuid.uuid4().hex[:6]}"
@@ -197,17 +215,12 @@ def silver_scaling(spark: Any, home: Path, source: str, sizes: list[int], batch:
         ensure_tables(spark, settings, live.registry_url)
         if size:
             _prefill_silver(spark, settings, source, size)
-        durations: list[float] = []
-
-        class Batches(ProgressRecorder):
-            def onQueryProgress(self, event: Any) -> None:  # noqa: N802 - pyspark's name
-                durations.append(event.progress.batchDuration / 1000)
-
         listener = Batches()
         spark.streams.addListener(listener)
         start_jobs(spark, settings, live, list(JOBS), until_idle=True)
         time.sleep(2)
         spark.streams.removeListener(listener)
+        durations = listener.durations
         steady = durations[1:] or durations
         out[size] = (durations[0] if durations else float("nan"), statistics.median(steady) if steady else float("nan"))
         print(
@@ -261,7 +274,7 @@ def run(home: Path, args: argparse.Namespace, skip: set[str]) -> None:
         try:
             peers["quix"] = quix_tumbling(live.kafka_bootstrap, live.registry_url, topic, args.n)
             print(_line(peers["quix"], peers["fastavro"], "fastavro"), flush=True)
-        except Exception as err:  # noqa: BLE001 - the peer is optional (make bench-deps); say why it is missing
+        except Exception as err:
             print(f"throughput quix unavailable: {type(err).__name__}: {err}", flush=True)
     t = time.monotonic()
     spark = build_spark(settings, "eventlake-bench")
@@ -279,6 +292,7 @@ def run(home: Path, args: argparse.Namespace, skip: set[str]) -> None:
         lat_settings = _settings(home, "lat", max_offsets_per_trigger=200_000)
         lat_settings.topics.sources = SOURCES
         provision_topics(admin_client(live.kafka_bootstrap), lat_settings.topics.specs(), 1)
+        register_schemas(lat_settings, live.registry_url)
         per_table, achieved = latency(spark, lat_settings, args.rate, args.seconds)
         everything = [v for vs in per_table.values() for v in vs]
         for name, values in [*per_table.items(), ("all", everything)]:

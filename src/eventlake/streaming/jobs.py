@@ -44,7 +44,7 @@ def start_jobs(
     until_idle: bool,
     counts: dict[str, SilverCounts] | None = None,
     poll: Callable[[], None] | None = None,
-) -> list[StreamingQuery]:
+) -> Jobs:
     """Start one one-pass query per source, writing the asked layers (``jobs``; gold implies silver).
     With ``until_idle`` each runs to completion (``availableNow``) before this returns, calling ``poll``
     about once a second meanwhile."""
@@ -84,8 +84,28 @@ def start_jobs(
     finally:
         if until_idle:
             for _, process in started:
+                process.flush()
                 process.close()
-    return [q for q, _ in started]
+    return Jobs(started)
+
+
+class Jobs(list[StreamingQuery]):
+    """The started queries (a list, as Spark gives them), with their batch functions for a graceful ``stop``."""
+
+    def __init__(self, started: list[tuple[StreamingQuery, OnePass]]) -> None:
+        super().__init__(q for q, _ in started)
+        self.passes = [p for _, p in started]
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop each query between micro-batches (or after ``timeout_s``), then write the open windows to
+        Delta gold so it matches PostgreSQL."""
+        _stop_between_batches(list(self), timeout_s)
+        for p in self.passes:
+            try:
+                p.flush()
+            except Exception:
+                log.exception("flushing open windows to Delta gold failed", extra={"query": p.name})
+            p.close()
 
 
 def _ensure_postgres(settings: Settings, url: str) -> None:
@@ -194,7 +214,7 @@ def _queries_ok(recorder: ProgressRecorder) -> tuple[bool, str]:
 
 
 def _wait(
-    queries: list[StreamingQuery],
+    queries: Jobs,
     recorder: ProgressRecorder,
     on_progress: Callable[[dict[str, QueryProgress]], None] | None,
     progress_every_s: float,
@@ -216,7 +236,7 @@ def _wait(
             stop.wait(1.0)
     finally:
         log.info("stopping streaming queries")
-        _stop_between_batches(queries)
+        queries.stop()
 
 
 def _stop_between_batches(queries: list[StreamingQuery], timeout_s: float = 10.0) -> None:

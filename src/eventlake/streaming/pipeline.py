@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,12 +48,12 @@ from eventlake.quality.anomaly import detect
 from eventlake.quality.rules import Detector, SourceRules
 from eventlake.quality.store import METRICS_SCHEMA, BatchFacts, record_batch
 from eventlake.streaming import silver as sv
-from eventlake.streaming.gold import touched, window_rows
+from eventlake.streaming.gold import aggregate, touched, window_rows
 from eventlake.streaming.paths import checkpoint, table, with_trigger
 from eventlake.streaming.schemas import SchemaCache
 from eventlake.streaming.sinks import DeadLetters, DeltaAppend, DeltaUpsert, PostgresUpsert
-from eventlake.streaming.specs import SPECS_BY_SOURCE, longest_window_minutes, spark_schema, state_columns
-from eventlake.streaming.state import begin_batch, save_watermarks
+from eventlake.streaming.specs import SPECS_BY_SOURCE, longest_window_minutes, state_columns
+from eventlake.streaming.state import BatchStart, begin_batch, save_watermarks
 from eventlake.streaming.tables import BRONZE_COLUMNS
 from eventlake.streaming.windows import OpenWindows
 
@@ -114,8 +116,17 @@ class OnePass:
             seconds=settings.streaming.allowed_lateness_s, minutes=longest_window_minutes(source) + 1
         )
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"{self.name}-sink")
+        self._timings: dict[str, float] = {}
+        self._replay = True
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        self._timings = {}
+        with self._phase("begin"):
+            # Recorded before any write: a batch that finds its record is a replay, and its sinks check.
+            start = begin_batch(
+                self.live.postgres_url, self.name, batch_id, self._silver_version if self.silver else lambda: -1
+            )
+        self._replay = start.replay
         batch = batch.persist()
         side: list[Future[Any]] = []
         try:
@@ -123,7 +134,7 @@ class OnePass:
                 if self.bronze:
                     side.append(self._side(self.sinks_bronze, batch.select(*BRONZE_COLUMNS), batch_id))
                 if self.silver:
-                    self._silver_and_gold(batch, batch_id, side)
+                    self._silver_and_gold(batch, batch_id, start, side)
             finally:
                 error = _wait(side)  # never leave a write running past its batch
             if error is not None:
@@ -135,14 +146,28 @@ class OnePass:
             batch.unpersist()
 
     def _side(self, sink: DeltaAppend | DeadLetters | DeltaUpsert, df: DataFrame, batch_id: int) -> Future[Any]:
-        return self.pool.submit(sink.write, df, batch_id)
+        def write() -> None:
+            with self._phase(f"{sink.kind}:{sink.target}"):
+                sink.write(df, batch_id, replay=self._replay)
 
-    def _silver_and_gold(self, batch: DataFrame, batch_id: int, side: list[Future[Any]]) -> None:
-        version, prior = begin_batch(self.live.postgres_url, self.name, batch_id, self._silver_version)
+        return self.pool.submit(write)
+
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        """Time a step of the batch; the batch's log line lists them (where a slow batch spends its time)."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._timings[name] = round(time.perf_counter() - t, 3)
+
+    def _silver_and_gold(self, batch: DataFrame, batch_id: int, start: BatchStart, side: list[Future[Any]]) -> None:
+        version, prior = start.silver_version, start.prior
         batch = sv.with_schema_id(batch)
-        reader = self.schemas.latest()
-        ids = [r[0] for r in batch.select("_schema_id").distinct().collect() if r[0] is not None]
-        writers = {i: w for i in ids if (w := self.schemas.writer(i)) is not None}
+        with self._phase("schemas"):
+            # Every version of the subject is a decode branch: no Spark job to find the batch's ids first.
+            writers = self.schemas.subject_writers()
+            reader = self.schemas.reader
         classified = sv.classify(
             sv.decode(batch, writers, reader),
             self.rules,
@@ -154,37 +179,39 @@ class OnePass:
         unique: DataFrame | None = None
         try:
             optional = sv.optional_fields(reader) if self.rules.of_type("schema_drift") else []
-            stats = sv.BatchStats.of(classified, self.rules, optional)
+            with self._phase("classify"):
+                stats = sv.BatchStats.of(classified, self.rules, optional)
             quarantined = stats.quarantined
             if quarantined:
                 bad = sv.quarantine_rows(classified)
                 side.append(self._side(self.sinks_quarantine, bad, batch_id))
                 side.append(self._side(self.dlq, bad, batch_id))
             inserted = 0
-            oldest = stats.oldest_valid()
-            if oldest is not None:
-                # The state must hold every window the batch can touch, and every id it can repeat.
-                self.windows.ensure(version, oldest.replace(second=0, microsecond=0) - self.keep + self._lateness)
-                held = self.windows.rows(oldest)
-                first = sv.first_per_event_id(classified.where(F.col("_reason").isNull()))
-                unique = first if held is None else first.join(held.select("event_id"), "event_id", "left_anti")
-                unique = unique.persist()
-                inserted = self.windows.add(unique)  # held from now on; dropped again if the batch fails
+            if (oldest := stats.oldest_valid()) is not None:
+                unique = self._dedup(classified, oldest, version)
+                with self._phase("dedup"):
+                    inserted = self.windows.add(unique)  # held from now on; dropped again if the batch fails
                 side.append(self._side(self.sinks_silver, unique, batch_id))
                 if self.gold and inserted:
-                    self._gold(stats.minutes(), batch_id, side)
+                    with self._phase("gold"):
+                        self._gold_postgres(stats.minutes(), batch_id)
             elif self.gold:
                 for pg in self.gold_pg:
                     pg.write_rows([], batch_id)  # the batch is applied (nothing to add)
             maxima = stats.maxima()
             save_watermarks(self.live.postgres_url, self.name, batch_id, maxima.items())
-            facts = stats.facts(self.rules, optional, prior=prior, ids=ids, dupes=stats.valid - inserted)
-            self._record_quality(batch_id, facts, side)
-            if self.gold and self.detectors:
-                self._detect()
-            for f in side:
-                f.result()  # the batch is done when every write is; a failed write fails the batch
+            before = max(prior.values(), default=None)
             newest = max([*prior.values(), *maxima.values()], default=None)
+            if self.gold and newest is not None and (newest != before or inserted):
+                side += self._gold_delta(before, newest, stats.minutes() if inserted else [], batch_id)
+            facts = stats.facts(self.rules, optional, prior=prior, ids=stats.schema_ids(), dupes=stats.valid - inserted)
+            with self._phase("quality"):
+                self._record_quality(batch_id, facts, side)
+                if self.gold and self.detectors:
+                    self._detect()
+            with self._phase("wait_writes"):
+                for f in side:
+                    f.result()  # the batch is done when every write is; a failed write fails the batch
             if newest is not None:
                 self.windows.evict(newest - self.keep)
             self._count(stats, inserted, quarantined)
@@ -193,6 +220,16 @@ class OnePass:
                 if df is not None:
                     df.unpersist()
 
+    def _dedup(self, classified: DataFrame, oldest: dt.datetime, version: int) -> DataFrame:
+        """The batch's valid events not seen before (persisted): first per event_id, minus the state's ids."""
+        with self._phase("state"):
+            # The state must hold every window the batch can touch, and every id it can repeat.
+            self.windows.ensure(version, oldest.replace(second=0, microsecond=0) - self.keep + self._lateness)
+        held = self.windows.rows(oldest)
+        first = sv.first_per_event_id(classified.where(F.col("_reason").isNull()))
+        unique = first if held is None else first.join(held.select("event_id"), "event_id", "left_anti")
+        return unique.persist()
+
     @property
     def _lateness(self) -> dt.timedelta:
         return dt.timedelta(seconds=self.settings.streaming.allowed_lateness_s)
@@ -200,18 +237,49 @@ class OnePass:
     def _silver_version(self) -> int:
         return int(DeltaTable.forPath(self.spark, self.silver_path).history(1).select("version").head()[0])  # type: ignore[index]
 
-    def _gold(self, minutes: list[dt.datetime], batch_id: int, side: list[Future[Any]]) -> None:
-        for spec, pg, delta in zip(self.specs, self.gold_pg, self.gold_delta, strict=True):
+    def _gold_postgres(self, minutes: list[dt.datetime], batch_id: int) -> None:
+        """Upsert the exact rows of every window the batch's events fall in (the live serving layer)."""
+        for spec, pg in zip(self.specs, self.gold_pg, strict=True):
             starts = touched(minutes, spec)
             held = self.windows.rows(starts[0], starts[-1] + dt.timedelta(minutes=spec.window_minutes))
             assert held is not None, "the state holds this batch's rows"
             rows = [tuple(r[c] for c in spec.columns) for r in window_rows(held, spec, starts).collect()]
             if pg.write_rows(rows, batch_id):
                 SINK_ROWS.labels("postgres", spec.table).inc(len(rows))
-            if rows:
-                local = self.spark.createDataFrame(rows, spark_schema(spec))
-                side.append(self._side(delta, local, batch_id))
-                SINK_ROWS.labels("delta", f"gold/{spec.table}").inc(len(rows))
+
+    def _gold_delta(
+        self, before: dt.datetime | None, newest: dt.datetime, minutes: list[dt.datetime], batch_id: int
+    ) -> list[Future[Any]]:
+        """MERGE into Delta ``gold/<table>`` the windows that closed with this batch (their end fell behind
+        the lateness horizon), plus closed windows it still changed (a lagging partition). Delta gold is
+        the lake's record of final windows; a MERGE per closed minute instead of per micro-batch keeps
+        the hot path short. ``flush`` writes the still-open windows at a graceful stop."""
+        lo = before - self._lateness if before is not None else None
+        hi = newest - self._lateness
+        out = []
+        for spec, delta in zip(self.specs, self.gold_delta, strict=True):
+            late = [w for w in touched(minutes, spec) if w + dt.timedelta(minutes=spec.window_minutes) <= hi]
+            rows = self.windows.rows(self.windows.floor or newest, hi)
+            if rows is None:
+                continue
+            ends = aggregate(rows, spec)
+            closed = F.col("window_end") <= F.lit(hi)
+            if lo is not None:
+                closed &= F.col("window_end") > F.lit(lo)
+            if late:
+                closed |= F.col("window_start").isin(late)
+            out.append(self._side(delta, ends.where(closed), batch_id))
+        return out
+
+    def flush(self) -> None:
+        """MERGE every open window into Delta gold (at a graceful stop or the end of ``--until-idle``):
+        Delta then equals PostgreSQL. Idempotent; the windows are merged again when they close."""
+        if not self.gold or not self.windows.loaded:
+            return
+        for spec, delta in zip(self.specs, self.gold_delta, strict=True):
+            rows = self.windows.rows(self.windows.floor or dt.datetime.min.replace(tzinfo=dt.UTC))
+            if rows is not None:
+                delta.write(aggregate(rows, spec), -1)
 
     def _detect(self) -> None:
         with psycopg.connect(self.live.postgres_url) as conn:
@@ -246,7 +314,13 @@ class OnePass:
         SINK_ROWS.labels("kafka", self.settings.topics.dlq(self.source)).inc(bad)
         log.info(
             "pass batch",
-            extra={"query": self.name, "input": n_in, "inserted": inserted, "duplicates": stats.valid - inserted},
+            extra={
+                "query": self.name,
+                "input": n_in,
+                "inserted": inserted,
+                "duplicates": stats.valid - inserted,
+                "seconds": self._timings,
+            },
         )
 
     def close(self) -> None:

@@ -143,6 +143,7 @@ class BatchStats:
             F.count_if(valid).alias("n"),
             F.max(F.when(valid, t)).alias("m"),
             F.min(F.when(valid, t)).alias("lo"),
+            F.collect_set(F.when(decoded, F.col("_schema_id"))).alias("ids"),
         ]
         aggs += [F.count_if(decoded & checks.failed(r)).alias(f"f{i}") for i, r in enumerate(rules.row)]
         aggs += [F.count_if(valid & F.col(f"_rec.{f}").isNotNull()).alias(f"nn{j}") for j, f in enumerate(optional)]
@@ -173,6 +174,10 @@ class BatchStats:
                 m = utc(r["m"])
                 out[r["partition"]] = max(m, out.get(r["partition"], m))
         return out
+
+    def schema_ids(self) -> list[int]:
+        """The schema ids of the batch's decoded records."""
+        return sorted({int(i) for r in self.rows for i in r["ids"]})
 
     def oldest_valid(self) -> dt.datetime | None:
         return min((utc(r["lo"]) for r in self.rows if r["lo"] is not None), default=None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import psycopg
 
@@ -43,11 +44,18 @@ def ensure_state_tables(url: str) -> None:
         conn.execute(DDL)
 
 
-def begin_batch(
-    url: str, query: str, batch_id: int, silver_version: Callable[[], int]
-) -> tuple[int, dict[int, dt.datetime]]:
-    """The silver version batch ``batch_id`` started from (recorded by its first run, else now from
-    ``silver_version()``) and the per-partition max event times of all earlier batches."""
+@dataclass(frozen=True)
+class BatchStart:
+    #: the silver table version the batch first started from (its replays read the same)
+    silver_version: int
+    #: newest valid event time per Kafka partition over all earlier batches
+    prior: dict[int, dt.datetime]
+    #: the batch ran before (a retry after a crash or failure): sinks must check what it wrote
+    replay: bool
+
+
+def begin_batch(url: str, query: str, batch_id: int, silver_version: Callable[[], int]) -> BatchStart:
+    """Record that ``batch_id`` starts (before it writes anything), or find that it ran before."""
     with psycopg.connect(url) as conn:
         row = conn.execute(
             "SELECT silver_version FROM eventlake_stream_batches WHERE query = %s AND batch_id = %s", (query, batch_id)
@@ -66,7 +74,7 @@ def begin_batch(
             " WHERE query = %s AND batch_id < %s GROUP BY kafka_partition",
             (query, batch_id),
         ).fetchall()
-    return version, {int(p): t for p, t in rows}
+    return BatchStart(version, {int(p): t for p, t in rows}, replay=row is not None)
 
 
 def save_watermarks(url: str, query: str, batch_id: int, maxima: Iterable[tuple[int, dt.datetime]]) -> None:

@@ -12,6 +12,7 @@ class Sink(Protocol):
     kind: str
     target: str
 
-    def write(self, batch: DataFrame, batch_id: int) -> None:
-        """Apply ``batch`` once: a second call with the same ``batch_id`` changes nothing."""
+    def write(self, batch: DataFrame, batch_id: int, *, replay: bool = True) -> None:
+        """Apply ``batch`` once: a second call with the same ``batch_id`` changes nothing. ``replay=False``
+        promises the batch never ran before (the sink may then skip its replay check)."""
         ...

@@ -31,7 +31,7 @@ class DeadLetters:
     def target(self) -> str:
         return self.topic
 
-    def write(self, batch: DataFrame, batch_id: int) -> None:
+    def write(self, batch: DataFrame, batch_id: int, *, replay: bool = True) -> None:
         headers = F.array(
             F.struct(F.lit(REASON_HEADER).alias("key"), F.col("reason").cast("binary").alias("value")),
             F.struct(

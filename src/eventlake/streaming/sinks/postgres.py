@@ -56,7 +56,7 @@ class PostgresUpsert:
     def target(self) -> str:
         return self.spec.table
 
-    def write(self, batch: DataFrame, batch_id: int) -> None:
+    def write(self, batch: DataFrame, batch_id: int, *, replay: bool = True) -> None:
         rows = [tuple(r[c] for c in self.spec.columns) for r in batch.collect()]
         self.write_rows(rows, batch_id)
 
