@@ -3,20 +3,22 @@
 ::
 
     raw.<source> (read_committed) ──► foreachBatch(OnePass)
-        ├─► bronze/<source>          Delta append, txn (query, batch)        [side thread]
+        ├─► bronze/<source>          Delta append, marker (query, batch)      [side thread]
         ├─ decode (JVM from_avro) ─ validate ─ future ─ late
-        │    ├─► quarantine/<source>  Delta append, txn                       [side thread]
-        │    └─► dlq.<source>         Kafka, reason header (at-least-once)    [side thread]
+        │    ├─► quarantine/<source>  Delta append, marker                     [side thread]
+        │    └─► dlq.<source>         Kafka, reason header (at-least-once)     [side thread]
         ├─ dedup against the open-window state (no silver scan)
-        │    └─► silver/<source>      Delta append, txn                       [side thread]
-        ├─ gold: touched windows from open-window state + new rows
+        │    └─► silver/<source>      Delta append, marker                     [side thread]
+        ├─ gold: touched windows from open-window state (this batch's rows included)
         │    ├─► PostgreSQL gold_*    upsert + commits row, one transaction
-        │    └─► gold/<table>         Delta MERGE, pruned to the batch's windows [side thread]
-        └─ DQ: dq_metrics + alerts (PostgreSQL, once per batch), quality/metrics (Delta, txn)
+        │    └─► gold/<table>         Delta MERGE of the windows that closed  [side thread]
+        └─ DQ: dq_metrics + alerts (PostgreSQL, once per batch), quality/metrics (Delta, marker)
 
-Independent writes run on side threads so their Delta commits overlap (Spark runs jobs from several
-threads at once); the batch ends when every write has. Each write is idempotent by (query, batch id),
-so a batch replayed after kill -9 changes nothing that its first run wrote, and writes what it did not.
+The batch is recorded in PostgreSQL (``eventlake_stream_batches``) before it writes anything, so a
+batch that finds its record is a replay and every sink checks what it already wrote. Independent
+writes run on side threads so their Delta commits overlap (Spark runs jobs from several threads at
+once); the batch ends when every write has. Each write is idempotent by (query, batch id), so a
+batch replayed after kill -9 changes nothing that its first run wrote, and writes what it did not.
 """
 
 from __future__ import annotations
