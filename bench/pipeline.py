@@ -60,9 +60,14 @@ def _env(home: Path) -> dict[str, str]:
 
 
 def _settings(home: Path, tag: str, **streaming: Any) -> Settings:
-    """Settings on the shared stack with topics, lake and checkpoints of their own (``tag``)."""
+    """Settings on the shared stack with topics, lake, checkpoints and database of their own (``tag``):
+    each phase's queries start from batch 0, and their per-batch records must not meet another's."""
+    base = endpoints(load_settings(home=home)).postgres_url
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {tag}")
     return load_settings(
         home=home,
+        postgres={"url": base.rsplit("/", 1)[0] + f"/{tag}"},
         topics={"raw_prefix": f"{tag}.raw.", "dlq_prefix": f"{tag}.dlq.", "alerts": f"{tag}.alerts"},
         lake={"uri": (home / tag / "lake").as_uri()},
         streaming={"checkpoint_dir": (home / tag / "checkpoints").as_uri(), "trigger_s": 1.0, **streaming},
@@ -137,8 +142,7 @@ def latency(spark: Any, settings: Settings, rate: float, seconds: float) -> tupl
     producer.join()
     phase_end = dt.datetime.now(dt.UTC)
     time.sleep(max(10.0, settings.streaming.trigger_s * 5))  # the last windows' final batches
-    for q in queries:
-        q.stop()
+    queries.stop()  # between micro-batches, as Ctrl-C does
     out: dict[str, list[float]] = {}
     # Whole minutes inside the phase only: the first and the last are partial.
     lo = phase_start.replace(second=0, microsecond=0) + dt.timedelta(minutes=2)

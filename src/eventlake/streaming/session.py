@@ -100,7 +100,12 @@ def build_spark(settings: Settings, app_name: str = "eventlake") -> SparkSession
         # Delta's snapshot reconstruction defaults to 50 partitions: far too many for a laptop.
         .config("spark.databricks.delta.snapshotPartitions", str(cfg.shuffle_partitions))
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{spark_log_config(settings)}")
+        # -Xss: Spark formats a failed or interrupted batch's plan recursively; the default 1 MB stack
+        # of its stream threads overflowed doing so at stop (thousands of lines of StackOverflowError).
+        .config(
+            "spark.driver.extraJavaOptions",
+            f"-Xss16m -Dlog4j2.configurationFile=file:{spark_log_config(settings)}",
+        )
     )
     if settings.lake_uri.startswith(("s3://", "s3a://")) or settings.s3.local or settings.s3.endpoint:
         s3 = settings.s3
