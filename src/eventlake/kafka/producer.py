@@ -7,6 +7,7 @@ restart mid-run loses and duplicates nothing (records wait up to ``message.timeo
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from typing import Any, cast
 
@@ -99,7 +100,7 @@ class EventProducer:
                 self.producer.produce(topic, value, key, headers=hdrs)
                 break
             except BufferError:
-                self.producer.poll(0.05)
+                self.idle(0.05)  # the local queue is full: serve reports, let librdkafka send
         self.sent[topic] += 1
         self._since_poll += 1
         if self._since_poll >= self.poll_every:
@@ -107,9 +108,16 @@ class EventProducer:
             self._since_poll = 0
 
     def idle(self, seconds: float) -> None:
-        """Spend up to ``seconds`` serving delivery reports (may return early after serving some)."""
-        self.producer.poll(seconds)
+        """Serve the delivery reports that are ready, then sleep ``seconds``.
+
+        Not ``poll(seconds)``: a SIGINT arriving inside librdkafka's blocking poll surfaces as
+        ``SystemError: ... returned NULL without setting an exception`` instead of KeyboardInterrupt
+        (seen in CI: Ctrl-C then exited 1 with a traceback instead of flushing and exiting 130);
+        ``time.sleep`` turns it into KeyboardInterrupt.
+        """
+        self.producer.poll(0)
         self._since_poll = 0
+        time.sleep(seconds)
 
     def flush(self, timeout: float = 60.0) -> int:
         """Wait for outstanding deliveries; returns how many are still undelivered."""
