@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -245,9 +245,7 @@ class OnePass:
             starts = touched(minutes, spec)
             held = self.windows.rows(starts[0], starts[-1] + dt.timedelta(minutes=spec.window_minutes))
             assert held is not None, "the state holds this batch's rows"
-            rows = [tuple(r[c] for c in spec.columns) for r in window_rows(held, spec, starts).collect()]
-            if pg.write_rows(rows, batch_id):
-                SINK_ROWS.labels("postgres", spec.table).inc(len(rows))
+            pg.write(window_rows(held, spec, starts), batch_id)
 
     def _gold_delta(
         self, before: dt.datetime | None, newest: dt.datetime, minutes: list[dt.datetime], batch_id: int
@@ -363,7 +361,6 @@ def start_pass(
     counts: sv.SilverCounts,
     rules: SourceRules,
     detectors: tuple[Detector, ...] = (),
-    on_close: Callable[[OnePass], None] | None = None,
 ) -> tuple[StreamingQuery, OnePass]:
     """Start the one-pass query of ``source``; returns it with its batch function (close it after the query)."""
     name = query_name(source)

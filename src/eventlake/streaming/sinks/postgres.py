@@ -8,7 +8,7 @@ import psycopg
 from psycopg import sql
 from pyspark.sql import DataFrame
 
-from eventlake.observability.metrics import SINK_COMMIT
+from eventlake.observability.metrics import SINK_COMMIT, SINK_ROWS
 from eventlake.streaming.specs import GoldSpec
 
 
@@ -57,9 +57,12 @@ class PostgresUpsert:
         return self.spec.table
 
     def write(self, batch: DataFrame, batch_id: int, *, replay: bool = True) -> None:
-        rows = [tuple(r[c] for c in self.spec.columns) for r in batch.collect()]
-        self.write_rows(rows, batch_id)
+        self.write_rows([tuple(r[c] for c in self.spec.columns) for r in batch.collect()], batch_id)
 
     def write_rows(self, rows: list[tuple[object, ...]], batch_id: int) -> bool:
+        """Upsert collected rows; False if the batch was applied before (then nothing is counted)."""
         with SINK_COMMIT.labels(self.kind, self.spec.table).time():
-            return upsert(self.url, self.spec, self.query, batch_id, rows)
+            applied = upsert(self.url, self.spec, self.query, batch_id, rows)
+        if applied:
+            SINK_ROWS.labels(self.kind, self.spec.table).inc(len(rows))
+        return applied
