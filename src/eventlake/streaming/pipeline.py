@@ -130,6 +130,10 @@ class OnePass:
             )
         self._replay = start.replay
         batch = batch.persist()
+        with self._phase("read"):
+            # Materialised before the side writes start: concurrent first uses of a cold cache each
+            # read Kafka and decode again.
+            batch.count()
         side: list[Future[Any]] = []
         try:
             try:
@@ -170,14 +174,13 @@ class OnePass:
             # Every version of the subject is a decode branch: no Spark job to find the batch's ids first.
             writers = self.schemas.subject_writers()
             reader = self.schemas.reader
-        classified = sv.classify(
+        checked = sv.check(
             sv.decode(batch, writers, reader),
             self.rules,
             list(writers),
-            prior=prior,
-            lateness_s=self.settings.streaming.allowed_lateness_s,
             future_skew_s=self.settings.streaming.max_future_skew_s,
         ).persist()
+        classified = sv.late(checked, prior=prior, lateness_s=self.settings.streaming.allowed_lateness_s).persist()
         unique: DataFrame | None = None
         try:
             optional = sv.optional_fields(reader) if self.rules.of_type("schema_drift") else []
@@ -218,7 +221,7 @@ class OnePass:
                 self.windows.evict(newest - self.keep)
             self._count(stats, inserted, quarantined)
         finally:
-            for df in (unique, classified):
+            for df in (unique, classified, checked):
                 if df is not None:
                     df.unpersist()
 

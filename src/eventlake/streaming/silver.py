@@ -91,23 +91,26 @@ def _reason(rules: SourceRules, known_ids: list[int], future_skew_s: int) -> Col
     return rule.when(F.col("_rec.event_time") > ahead, F.lit(FUTURE))
 
 
-def classify(
-    decoded: DataFrame,
-    rules: SourceRules,
-    known_ids: list[int],
-    *,
-    prior: dict[int, dt.datetime],
-    lateness_s: int,
-    future_skew_s: int,
-) -> DataFrame:
-    """Add ``_reason`` (null: valid). ``prior``: newest valid event time per Kafka partition before this batch."""
-    checked = decoded.withColumn("_reason", _reason(rules, known_ids, future_skew_s))
+def check(decoded: DataFrame, rules: SourceRules, known_ids: list[int], *, future_skew_s: int) -> DataFrame:
+    """Add ``_reason``: decoding, the critical row rules, the future (everything but lateness).
+    Persist the result: :func:`late` reads it twice, and decoding twice costs more than caching."""
+    return decoded.withColumn("_reason", _reason(rules, known_ids, future_skew_s))
+
+
+def late(checked: DataFrame, *, prior: dict[int, dt.datetime], lateness_s: int) -> DataFrame:
+    """Set ``_reason`` to ``late`` on the valid rows of ``checked`` that are late (null: valid).
+
+    ``prior``: newest valid event time per Kafka partition before this batch. A row is late if it is
+    older than the newest of the earlier rows minus ``lateness_s``; the running maximum may include
+    the row itself (a row is never older than itself minus the lateness), which lets Spark use its
+    running-frame window instead of re-scanning a shrinking frame per row.
+    """
     prior_col = F.lit(None).cast("timestamp")
     for p, t in prior.items():
         prior_col = F.when(F.col("partition") == p, F.lit(t)).otherwise(prior_col)
-    earlier = Window.partitionBy("partition").orderBy("offset").rowsBetween(Window.unboundedPreceding, -1)
+    upto = Window.partitionBy("partition").orderBy("offset").rowsBetween(Window.unboundedPreceding, Window.currentRow)
     ok = checked.where(F.col("_reason").isNull())
-    ok = ok.withColumn("_newest", F.greatest(F.max("_rec.event_time").over(earlier), prior_col))
+    ok = ok.withColumn("_newest", F.greatest(F.max("_rec.event_time").over(upto), prior_col))
     ok = ok.withColumn(
         "_reason",
         F.when(F.col("_rec.event_time") < F.col("_newest") - F.expr(f"INTERVAL {lateness_s} SECONDS"), F.lit(LATE)),
