@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -212,3 +213,42 @@ def test_log_channel_when_nothing_is_configured(
     assert [r.getMessage() for r in caplog.records if r.name == "eventlake.alerts"] == [
         f"[eventlake] FIRING critical: {KEY}"
     ]
+
+
+def test_dispatcher_thread_survives_a_bad_delivery_and_reports_its_backlog(
+    make_settings: MakeSettings, kafka_bootstrap: str, fresh_db: str, webhook: Webhook
+) -> None:
+    """A delivery that breaks the dispatcher's own code (not a channel error) must not end delivery:
+    the thread goes on, the bad row is recorded with its error, the good one is sent."""
+    from eventlake.observability.metrics import ALERT_OUTBOX_PENDING  # noqa: PLC0415
+
+    settings = alert_settings(
+        make_settings, kafka_bootstrap, slack={"webhook_url": webhook.url}, poll_s=0.1, max_attempts=2
+    )
+    dispatcher = Dispatcher(settings, fresh_db, kafka_bootstrap)
+    apply(fresh_db, settings, True, T0)
+    with psycopg.connect(fresh_db) as conn:
+        alert_id = conn.execute("SELECT id FROM dq_alerts").fetchone()
+        assert alert_id is not None
+        # Older than the real deliveries, so it is claimed first: a payload that is not an object,
+        # for a channel this process lacks (the failure path then read payload.get and raised).
+        conn.execute(
+            "INSERT INTO dq_alert_deliveries (alert_id, kind, channel, payload, next_attempt_at)"
+            " VALUES (%s, 'firing', 'pager', '\"not an object\"', now() - interval '1 hour')",
+            alert_id,
+        )
+    dispatcher.run_once(limit=0)
+    assert ALERT_OUTBOX_PENDING._value.get() == 3  # slack, kafka and the bad one
+    dispatcher.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (dispatcher.pending() or not webhook.calls):
+            time.sleep(0.1)
+        assert dispatcher._thread is not None and dispatcher._thread.is_alive()
+    finally:
+        dispatcher.stop()
+    assert webhook.calls == 1
+    with psycopg.connect(fresh_db) as conn:
+        rows = dict(conn.execute("SELECT channel, status || ' ' || coalesce(last_error, '') FROM dq_alert_deliveries"))
+    assert rows["slack"].startswith("sent") and rows["kafka"].startswith("sent")
+    assert rows["pager"] == "failed RuntimeError: channel 'pager' is not configured in this process"

@@ -20,7 +20,12 @@ import psycopg
 from eventlake.alerting.channels import Channel, build_channels
 from eventlake.alerting.store import ensure_alert_tables
 from eventlake.config import Settings
-from eventlake.observability.metrics import ALERT_NOTIFICATIONS, DQ_OPEN_ALERTS
+from eventlake.observability.metrics import (
+    ALERT_DISPATCHER_ERRORS,
+    ALERT_NOTIFICATIONS,
+    ALERT_OUTBOX_PENDING,
+    DQ_OPEN_ALERTS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,8 @@ class Dispatcher:
             )
             for severity in ("warning", "critical"):
                 DQ_OPEN_ALERTS.labels(severity).set(open_alerts.get(severity, 0))
+            backlog = conn.execute("SELECT count(*) FROM dq_alert_deliveries WHERE status = 'pending'").fetchone()
+            ALERT_OUTBOX_PENDING.set(int(backlog[0]) if backlog else 0)
             for _ in range(limit):
                 # One row claimed per transaction: a commit releases every lock it holds.
                 row = conn.execute(
@@ -81,7 +88,7 @@ class Dispatcher:
                 "alert delivery failed",
                 extra={
                     "channel": channel,
-                    "key": payload.get("key"),
+                    "key": payload.get("key") if isinstance(payload, dict) else None,
                     "attempts": attempts,
                     "status": status,
                     "retry_in_s": delay,
@@ -126,7 +133,12 @@ class Dispatcher:
                 self.run_once()
             except psycopg.Error as err:
                 # PostgreSQL away: the deliveries wait in the table; try again next poll.
+                ALERT_DISPATCHER_ERRORS.labels(type(err).__name__).inc()
                 log.warning("alert dispatcher cannot reach PostgreSQL", extra={"error": str(err)[:300]})
+            except Exception as err:
+                # A bug must not end delivery for the process's lifetime: log it loudly, poll again.
+                ALERT_DISPATCHER_ERRORS.labels(type(err).__name__).inc()
+                log.exception("alert dispatcher poll failed", extra={"error": f"{type(err).__name__}: {err}"[:300]})
 
     def stop(self) -> None:
         self._stop.set()

@@ -59,6 +59,15 @@ ALERT_NOTIFICATIONS = Counter(
     "eventlake_alert_notifications", "Alert deliveries by channel and outcome", ["channel", "status"]
 )
 ANOMALIES = Counter("eventlake_anomalies", "Anomalies found by a detector", ["source", "detector"])
+ALERT_OUTBOX_PENDING = Gauge("eventlake_alert_outbox_pending", "Alert deliveries waiting to be sent (the outbox)")
+ALERT_DISPATCHER_ERRORS = Counter(
+    "eventlake_alert_dispatcher_errors", "Dispatcher polls that failed (it keeps polling)", ["error"]
+)
+REGISTRY_UNREACHABLE = Counter(
+    "eventlake_registry_unreachable",
+    "Batches that decoded with cached schemas: the registry did not answer",
+    ["subject"],
+)
 
 # dashboard
 DASHBOARD_SNAPSHOTS = Counter("eventlake_dashboard_snapshots", "Dashboard snapshots served (page updates, API calls)")
@@ -89,5 +98,8 @@ CATALOGUE: tuple[tuple[str, str, str, str], ...] = (
     ("eventlake_dq_open_alerts", "gauge", "severity", "alerts currently firing"),
     ("eventlake_alert_notifications_total", "counter", "channel, status", "alert deliveries (sent, retry, failed)"),
     ("eventlake_anomalies_total", "counter", "source, detector", "anomalies found"),
+    ("eventlake_alert_outbox_pending", "gauge", "", "alert deliveries waiting to be sent"),
+    ("eventlake_alert_dispatcher_errors_total", "counter", "error", "dispatcher polls that failed"),
+    ("eventlake_registry_unreachable_total", "counter", "subject", "batches decoded with cached schemas"),
     ("eventlake_dashboard_snapshots_total", "counter", "", "dashboard snapshots served"),
 )

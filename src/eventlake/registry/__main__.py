@@ -7,6 +7,7 @@ the database (the service manager passes it in the environment, never on the com
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 
 import uvicorn
@@ -16,6 +17,13 @@ from eventlake.config import load_settings
 from eventlake.logs import configure_logging
 from eventlake.registry.app import create_app
 from eventlake.registry.store import SchemaStore
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def main() -> None:
@@ -29,7 +37,22 @@ def main() -> None:
     if settings.postgres.url is None:
         raise SystemExit("error: EVENTLAKE_POSTGRES_URL is not set; the registry stores schemas in PostgreSQL")
     cfg = settings.registry
-    pool = ConnectionPool(settings.postgres.url.get_secret_value(), min_size=1, max_size=8, open=True, timeout=30)
+    if not _loopback(args.host) and cfg.auth_token is None and cfg.basic_auth is None:
+        raise SystemExit(
+            f"error: refusing to serve the registry on {args.host} with open writes; set"
+            " EVENTLAKE_REGISTRY_AUTH_TOKEN (or EVENTLAKE_REGISTRY_BASIC_AUTH), or bind 127.0.0.1"
+        )
+    # check_connection: a pooled connection broken by a PostgreSQL restart is replaced on its next
+    # use instead of failing the request (without it every request answered 500 until a restart).
+    pool = ConnectionPool(
+        settings.postgres.url.get_secret_value(),
+        min_size=1,
+        max_size=8,
+        open=True,
+        timeout=30,
+        check=ConnectionPool.check_connection,
+        kwargs={"connect_timeout": 10},
+    )
     store = SchemaStore(pool)
     app = create_app(
         store,

@@ -1,0 +1,93 @@
+"""A TCP proxy on loopback that tests put in front of a real server to inject network faults.
+
+``cut()`` drops every open connection (what a server restart does to its clients); ``blackhole()``
+keeps accepting but forwards nothing (a hung network path: clients wait until their own timeouts);
+``heal()`` forwards again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+
+
+class TcpProxy:
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._held: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._black = False
+        self._closed = False
+        threading.Thread(target=self._accept, name="tcp-proxy", daemon=True).start()
+
+    def url_for(self, url: str) -> str:
+        """``url`` with its ``host:port`` replaced by the proxy's."""
+        host, port = self.target
+        return url.replace(f"{host}:{port}", f"127.0.0.1:{self.port}", 1)
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            if self._black:
+                with self._lock:
+                    self._held.append(client)  # accepted, never answered
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._pairs.append((client, upstream))
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        try:
+            while True:
+                ready, _, _ = select.select([a, b], [], [], 0.5)
+                if self._black:
+                    continue
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    (b if s is a else a).sendall(data)
+        except OSError:
+            return
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def cut(self) -> None:
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            for s in pair:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+
+    def blackhole(self) -> None:
+        self._black = True
+
+    def heal(self) -> None:
+        self._black = False
+        with self._lock:
+            held, self._held = self._held, []
+        for s in held:
+            s.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        self.heal()
+        self._server.close()
