@@ -41,10 +41,9 @@ from typing import Any
 import psycopg
 
 from eventlake.config import Settings, load_settings
-from eventlake.kafka.admin import provision_topics
+from eventlake.kafka.admin import admin_client, provision_topics
 from eventlake.registry.client import register_schemas
 from eventlake.services import endpoints
-from eventlake.services.kafka import admin_client
 from eventlake.sources.produce import ProduceSummary, produce
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -281,7 +280,7 @@ def run(home: Path, args: argparse.Namespace, skip: set[str]) -> None:
         except Exception as err:
             print(f"throughput quix unavailable: {type(err).__name__}: {err}", flush=True)
     t = time.monotonic()
-    spark = build_spark(settings, "eventlake-bench")
+    spark = build_spark(settings, "eventlake-bench", s3_endpoint=live.s3_endpoint)
     print(f"spark_startup {time.monotonic() - t:.1f} s (not part of any rate below)", flush=True)
     if "peers" not in skip:
         lake = home / "bare-pass"

@@ -39,11 +39,10 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from eventlake.config import Settings, load_settings
-from eventlake.kafka.admin import provision_topics
+from eventlake.kafka.admin import admin_client, provision_topics
 from eventlake.kafka.producer import DEFAULTS
 from eventlake.kafka.serde import registered_serializer
 from eventlake.services import Stack, endpoints
-from eventlake.services.kafka import admin_client
 from eventlake.sources import GENERATORS, make_generator
 from eventlake.sources.produce import ProduceSummary, produce, registry_client
 

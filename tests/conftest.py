@@ -82,11 +82,11 @@ def registry_url(live: Endpoints) -> str:
 
 
 @pytest.fixture(scope="session")
-def spark(stack: Stack) -> Iterator[Any]:
+def spark(stack: Stack, live: Endpoints) -> Iterator[Any]:
     """One SparkSession for the whole test run (getOrCreate takes 10-20 s on 2 cores)."""
     from eventlake.streaming.session import build_spark  # noqa: PLC0415 - pyspark is slow to import
 
-    session = build_spark(stack.settings, "eventlake-tests")
+    session = build_spark(stack.settings, "eventlake-tests", s3_endpoint=live.s3_endpoint)
     yield session
     session.stop()
 

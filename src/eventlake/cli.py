@@ -23,7 +23,7 @@ from rich.table import Table
 
 from eventlake.config import Settings, load_settings
 from eventlake.errors import EventlakeError, UnreachableError
-from eventlake.kafka.admin import provision_topics
+from eventlake.kafka.admin import admin_client, provision_topics
 from eventlake.logs import configure_logging
 from eventlake.observability.console import dq_tables, live_panel
 from eventlake.observability.lag import high_watermarks, offsets_read
@@ -35,7 +35,7 @@ from eventlake.registry.client import register_schemas
 from eventlake.services import Stack, endpoints
 from eventlake.services.dashboard import DashboardService
 from eventlake.services.jvm import fetch_jars
-from eventlake.services.kafka import KafkaService, admin_client
+from eventlake.services.kafka import KafkaService
 from eventlake.services.postgres import PostgresService
 from eventlake.services.registry import RegistryService
 from eventlake.sources.produce import produce as run_produce

@@ -17,8 +17,7 @@ from confluent_kafka import Consumer
 from eventlake.alerting.dispatcher import Dispatcher
 from eventlake.alerting.store import Observation, ensure_alert_tables, observe
 from eventlake.config import Settings
-from eventlake.kafka.admin import provision_topics
-from eventlake.services.kafka import admin_client
+from eventlake.kafka.admin import admin_client, provision_topics
 from tests.alerting.receivers import Mailbox, Webhook, free_port, smtp_server
 from tests.conftest import MakeSettings
 

@@ -12,9 +12,8 @@ from pathlib import Path
 import httpx
 
 from eventlake.config import TopicSettings, TopicSpec
-from eventlake.kafka.admin import provision_topics
+from eventlake.kafka.admin import admin_client, provision_topics
 from eventlake.services import Stack
-from eventlake.services.kafka import admin_client
 from eventlake.services.process import wait_until
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from eventlake.kafka.admin import admin_client
 from eventlake.services.connect import ConnectService
-from eventlake.services.kafka import admin_client
 from tests.conftest import MakeSettings
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from eventlake.errors import SetupError
-from eventlake.services.jvm import fetch_jars, find_java, parse_java_major
+from eventlake.jvm import find_java, parse_java_major
+from eventlake.services.jvm import fetch_jars
 from tests.conftest import MakeSettings
 
 

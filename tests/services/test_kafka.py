@@ -7,7 +7,8 @@ import uuid
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from eventlake.services.kafka import admin_client, new_cluster_id
+from eventlake.kafka.admin import admin_client
+from eventlake.services.kafka import new_cluster_id
 
 
 def _create_topic(bootstrap: str, partitions: int) -> str:

@@ -17,10 +17,11 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import NewTopic
 
 from eventlake.errors import CorruptDataError, PortInUseError
+from eventlake.kafka.admin import admin_client
+from eventlake.net import port_is_free
 from eventlake.services import Stack
 from eventlake.services.base import ServiceState
-from eventlake.services.kafka import admin_client
-from eventlake.services.process import port_is_free, wait_until
+from eventlake.services.process import wait_until
 from tests.conftest import MakeSettings
 
 pytestmark = pytest.mark.e2e

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
+
 import psycopg
 import pytest
 
 from eventlake.errors import UnreachableError
 from eventlake.services import Stack
-from eventlake.services.postgres import PostgresService, mask_url
+from eventlake.services.postgres import PostgresService, mask_url, write_secret
 from tests.conftest import MakeSettings
 
 
@@ -55,3 +59,16 @@ def test_unreachable_external_url_fails_up_with_one_line(make_settings: MakeSett
 def test_mask_url() -> None:
     assert mask_url("postgresql://u:p%40ss@h:5/d") == "postgresql://u:***@h:5/d"
     assert mask_url("postgresql://u@h/d") == "postgresql://u@h/d"
+
+
+def test_password_file_is_owner_only_from_creation(tmp_path: Path) -> None:
+    """Created with mode 0600 in the open() call itself: no moment where others may read it."""
+    old = os.umask(0)  # the most permissive umask: the mode must not depend on it
+    try:
+        write_secret(tmp_path / "password", "s3cr3t")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "password").stat().st_mode) == 0o600
+    assert (tmp_path / "password").read_text() == "s3cr3t"
+    with pytest.raises(FileExistsError):
+        write_secret(tmp_path / "password", "other")  # never silently replaced

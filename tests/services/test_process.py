@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from eventlake.errors import PortInUseError
-from eventlake.services.process import ProcessRef, choose_port, port_is_free, spawn, terminate
+from eventlake.net import choose_port, port_is_free
+from eventlake.services.process import ProcessRef, spawn, terminate
 
 
 def test_configured_busy_port_is_a_clear_error() -> None:

@@ -22,9 +22,8 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from eventlake.config import Settings
-from eventlake.kafka.admin import provision_topics
+from eventlake.kafka.admin import admin_client, provision_topics
 from eventlake.services import Stack, endpoints
-from eventlake.services.kafka import admin_client
 from eventlake.services.process import wait_until
 from eventlake.sources import GENERATORS, make_generator
 from eventlake.sources.faults import FaultInjector

@@ -12,9 +12,8 @@ import pytest
 from deltalake import DeltaTable
 
 from eventlake.config import Settings
-from eventlake.kafka.admin import provision_topics
+from eventlake.kafka.admin import admin_client, provision_topics
 from eventlake.services import Stack, endpoints
-from eventlake.services.kafka import admin_client
 from eventlake.services.process import wait_until
 from eventlake.sources.produce import produce
 from eventlake.streaming.gold import SPECS_BY_SOURCE

@@ -15,9 +15,23 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 
 from eventlake.config import TopicSpec
+from eventlake.endpoints import Health
 from eventlake.errors import EventlakeError
 
 log = logging.getLogger(__name__)
+
+
+def admin_client(bootstrap: str, **extra: str | int) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, **extra})
+
+
+def kafka_health(bootstrap: str, timeout: float = 5.0) -> Health:
+    try:
+        md = admin_client(bootstrap, **{"socket.timeout.ms": int(timeout * 1000)}).list_topics(timeout=timeout)
+    except KafkaException as err:
+        return Health(False, f"no answer from {bootstrap}: {err.args[0]}")
+    return Health(True, f"{len(md.brokers)} broker(s), {len(md.topics)} topic(s)")
+
 
 Action = Literal["created", "unchanged", "partitions_increased", "mismatch"]
 TIMEOUT_S = 30.0

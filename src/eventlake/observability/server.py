@@ -24,9 +24,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from eventlake.config import Settings
-from eventlake.services.kafka import kafka_health
-from eventlake.services.process import choose_port
-from eventlake.services.registry import registry_health
+from eventlake.kafka.admin import kafka_health
+from eventlake.net import choose_port
+from eventlake.registry.client import registry_health
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,21 @@ from pathlib import Path
 import httpx
 
 from eventlake.config import Settings
+from eventlake.endpoints import Health
 from eventlake.errors import EventlakeError, UnreachableError
 
 log = logging.getLogger(__name__)
+
+
+def registry_health(url: str) -> Health:
+    try:
+        resp = httpx.get(f"{url}/health/ready", timeout=3)
+    except httpx.HTTPError as err:
+        return Health(False, f"no answer from {url}: {err}")
+    if resp.status_code != 200:
+        return Health(False, f"unready: {resp.text[:200]}")
+    subjects = httpx.get(f"{url}/subjects", timeout=3)
+    return Health(True, f"{len(subjects.json())} subject(s)" if subjects.status_code == 200 else "ok")
 
 
 @dataclass(frozen=True)

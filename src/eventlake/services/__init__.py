@@ -6,9 +6,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from eventlake.config import Settings
+from eventlake.endpoints import Endpoints
 from eventlake.errors import UnreachableError
 from eventlake.services.kafka import KafkaService
 from eventlake.services.lake import s3_endpoint
@@ -17,17 +16,6 @@ from eventlake.services.postgres import PostgresService
 from eventlake.services.registry import RegistryService
 
 __all__ = ["Endpoints", "Stack", "endpoints"]
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """Where each component answers, for clients (producers, jobs, tests)."""
-
-    kafka_bootstrap: str
-    postgres_url: str
-    registry_url: str
-    lake_uri: str
-    s3_endpoint: str | None
 
 
 def _need(value: str | None, component: str) -> str:

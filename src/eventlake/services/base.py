@@ -22,16 +22,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from eventlake.config import Settings
+from eventlake.endpoints import Health
 from eventlake.errors import ServiceError
-from eventlake.services.process import ProcessRef, port_is_free, spawn, tail, terminate, wait_until
+from eventlake.net import port_is_free
+from eventlake.services.process import ProcessRef, spawn, tail, terminate, wait_until
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Health:
-    ok: bool
-    detail: str = ""
 
 
 @dataclass

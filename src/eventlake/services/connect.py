@@ -10,11 +10,13 @@ import os
 
 import httpx
 
+from eventlake.endpoints import Health
 from eventlake.errors import ServiceError, UnreachableError
-from eventlake.services.base import Health, Service, ServiceState
-from eventlake.services.jvm import classpath, find_java
+from eventlake.jvm import classpath, find_java
+from eventlake.net import choose_port
+from eventlake.services.base import Service, ServiceState
 from eventlake.services.kafka import KafkaService
-from eventlake.services.process import choose_port, spawn, tail, terminate, wait_until
+from eventlake.services.process import spawn, tail, terminate, wait_until
 
 
 def connect_health(url: str) -> Health:

@@ -6,10 +6,11 @@ import os
 
 import httpx
 
+from eventlake.endpoints import Health
 from eventlake.errors import UnreachableError
-from eventlake.services.base import Health, Service, ServiceState
+from eventlake.net import choose_port
+from eventlake.services.base import Service, ServiceState
 from eventlake.services.postgres import PostgresService
-from eventlake.services.process import choose_port
 
 
 def dashboard_health(url: str) -> Health:

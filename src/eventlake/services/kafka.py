@@ -17,13 +17,13 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
-
+from eventlake.endpoints import Health
 from eventlake.errors import CorruptDataError, ServiceError
-from eventlake.services.base import Health, Service, ServiceState
-from eventlake.services.jvm import classpath, find_java
-from eventlake.services.process import choose_port, port_accepts, spawn, tail, terminate, wait_until
+from eventlake.jvm import classpath, find_java
+from eventlake.kafka.admin import kafka_health
+from eventlake.net import choose_port, port_accepts
+from eventlake.services.base import Service, ServiceState
+from eventlake.services.process import spawn, tail, terminate, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +58,6 @@ def new_cluster_id() -> str:
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         if not cid.startswith("-"):
             return cid
-
-
-def admin_client(bootstrap: str, **extra: str | int) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, **extra})
-
-
-def kafka_health(bootstrap: str, timeout: float = 5.0) -> Health:
-    try:
-        md = admin_client(bootstrap, **{"socket.timeout.ms": int(timeout * 1000)}).list_topics(timeout=timeout)
-    except KafkaException as err:
-        return Health(False, f"no answer from {bootstrap}: {err.args[0]}")
-    return Health(True, f"{len(md.brokers)} broker(s), {len(md.topics)} topic(s)")
 
 
 class KafkaService(Service):

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from eventlake.config import Settings
-from eventlake.services.base import Health
+from eventlake.endpoints import Health
+from eventlake.lake import local_path
 from eventlake.services.s3 import S3Service, s3_client
-
-
-def local_path(uri: str) -> Path:
-    return Path(url2pathname(urlsplit(uri).path))
 
 
 def s3_endpoint(settings: Settings) -> str | None:

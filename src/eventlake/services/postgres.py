@@ -23,11 +23,21 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psutil
 import psycopg
 
+from eventlake.endpoints import Health
 from eventlake.errors import ServiceError, SetupError
-from eventlake.services.base import Health, Service, ServiceState
-from eventlake.services.process import ProcessRef, choose_port, tail, terminate
+from eventlake.net import choose_port
+from eventlake.services.base import Service, ServiceState
+from eventlake.services.process import ProcessRef, tail, terminate
 
 log = logging.getLogger(__name__)
+
+
+def write_secret(path: Path, value: str) -> None:
+    """Create ``path`` holding ``value``, readable by its owner only from its first byte on (a write
+    then chmod leaves it readable to others in between, under the usual umask)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
 
 
 def mask_url(url: str) -> str:
@@ -138,8 +148,7 @@ class PostgresService(Service):
             _embedded().utils.ensure_prefix_permissions(self.dir)
             shutil.chown(self.dir, user, user)
         if not self.password_file.exists():
-            self.password_file.write_text(secrets.token_urlsafe(24))
-            self.password_file.chmod(0o600)
+            write_secret(self.password_file, secrets.token_urlsafe(24))
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(user)
 

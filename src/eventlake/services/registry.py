@@ -8,23 +8,12 @@ from __future__ import annotations
 
 import os
 
-import httpx
-
+from eventlake.endpoints import Health
 from eventlake.errors import UnreachableError
-from eventlake.services.base import Health, Service, ServiceState
+from eventlake.net import choose_port
+from eventlake.registry.client import registry_health
+from eventlake.services.base import Service, ServiceState
 from eventlake.services.postgres import PostgresService
-from eventlake.services.process import choose_port
-
-
-def registry_health(url: str) -> Health:
-    try:
-        resp = httpx.get(f"{url}/health/ready", timeout=3)
-    except httpx.HTTPError as err:
-        return Health(False, f"no answer from {url}: {err}")
-    if resp.status_code != 200:
-        return Health(False, f"unready: {resp.text[:200]}")
-    subjects = httpx.get(f"{url}/subjects", timeout=3)
-    return Health(True, f"{len(subjects.json())} subject(s)" if subjects.status_code == 200 else "ok")
 
 
 class RegistryService(Service):

@@ -14,21 +14,17 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from eventlake.config import Settings
+from eventlake.endpoints import Health
 from eventlake.errors import ServiceError
-from eventlake.services.base import Health, Service, ServiceState
-from eventlake.services.process import choose_port, port_accepts, spawn, terminate, wait_until
-
-# moto accepts any key; these only satisfy the SDKs' signing step. Real credentials come from
-# EVENTLAKE_S3_ACCESS_KEY_ID / EVENTLAKE_S3_SECRET_ACCESS_KEY (or the usual AWS_* variables).
-LOCAL_DUMMY_KEY = "eventlake-local"
+from eventlake.lake import s3_credentials
+from eventlake.net import choose_port, port_accepts
+from eventlake.services.base import Service, ServiceState
+from eventlake.services.process import spawn, terminate, wait_until
 
 
 def s3_client(settings: Settings, endpoint: str | None) -> Any:
     cfg = settings.s3
-    key = cfg.access_key_id.get_secret_value() if cfg.access_key_id else None
-    secret = cfg.secret_access_key.get_secret_value() if cfg.secret_access_key else None
-    if cfg.local and key is None:
-        key = secret = LOCAL_DUMMY_KEY
+    key, secret = s3_credentials(settings) or (None, None)
     return boto3.client(
         "s3",
         endpoint_url=endpoint,

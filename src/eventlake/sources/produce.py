@@ -22,9 +22,9 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from eventlake.config import Settings
 from eventlake.errors import EventlakeError, UnreachableError
+from eventlake.kafka.admin import admin_client, kafka_health
 from eventlake.kafka.producer import EventProducer
 from eventlake.kafka.serde import WireSerializer, registered_serializer
-from eventlake.services.kafka import admin_client, kafka_health
 from eventlake.sources import Generator, make_generator
 from eventlake.sources.faults import ANOMALY_HEADER, FaultInjector
 

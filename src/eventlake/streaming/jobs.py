@@ -15,12 +15,12 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from eventlake.alerting.dispatcher import Dispatcher
 from eventlake.config import Settings
+from eventlake.endpoints import Endpoints
 from eventlake.errors import EventlakeError
 from eventlake.observability.lag import LagCollector
 from eventlake.observability.server import kafka_check, postgres_check, serve_health
 from eventlake.quality.rules import load_quality
 from eventlake.quality.store import ensure_quality_tables
-from eventlake.services import Endpoints
 from eventlake.sources.produce import produce
 from eventlake.streaming.pipeline import LAYERS, OnePass, start_pass
 from eventlake.streaming.pipeline import Endpoints as PassEndpoints
@@ -138,7 +138,7 @@ def run_jobs(
     from eventlake.streaming.session import build_spark  # noqa: PLC0415 - keeps pyspark out of module import
 
     load_quality(settings)  # fail fast, before Spark starts
-    spark = build_spark(settings)
+    spark = build_spark(settings, s3_endpoint=live.s3_endpoint)
     recorder = ProgressRecorder()
     spark.streams.addListener(recorder)
     counts: dict[str, SilverCounts] = {}

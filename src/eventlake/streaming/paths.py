@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 from eventlake.config import Settings
-from eventlake.services.lake import local_path
+from eventlake.lake import local_path
 
 
 def spark_uri(uri: str) -> str:

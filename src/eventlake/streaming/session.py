@@ -14,9 +14,8 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from eventlake.config import Settings
-from eventlake.services.jvm import classpath, find_java
-from eventlake.services.lake import s3_endpoint
-from eventlake.services.s3 import LOCAL_DUMMY_KEY
+from eventlake.jvm import classpath, find_java
+from eventlake.lake import s3_credentials
 
 _JAR = re.compile(r"^(?P<artifact>.+?)-(?P<version>\d[\w.\-]*)\.jar$")
 # Transitive jars that pyspark already ships in another version, or that only serve an old one.
@@ -71,8 +70,11 @@ def spark_log_config(settings: Settings) -> Path:
     return conf
 
 
-def build_spark(settings: Settings, app_name: str = "eventlake") -> SparkSession:
-    """Create (or return the running) SparkSession configured for eventlake."""
+def build_spark(settings: Settings, app_name: str = "eventlake", *, s3_endpoint: str | None = None) -> SparkSession:
+    """Create (or return the running) SparkSession configured for eventlake.
+
+    ``s3_endpoint``: where the lake's S3 API answers (``Endpoints.s3_endpoint``, e.g. the local
+    server's); None: ``settings.s3.endpoint`` (None there too: AWS's own endpoint)."""
     cfg = settings.streaming
     java = find_java(settings)
     os.environ.setdefault("JAVA_HOME", str(java.path.parent.parent))
@@ -113,9 +115,8 @@ def build_spark(settings: Settings, app_name: str = "eventlake") -> SparkSession
     )
     if settings.lake_uri.startswith(("s3://", "s3a://")) or settings.s3.local or settings.s3.endpoint:
         s3 = settings.s3
-        key = s3.access_key_id.get_secret_value() if s3.access_key_id else (LOCAL_DUMMY_KEY if s3.local else None)
-        secret = s3.secret_access_key.get_secret_value() if s3.secret_access_key else key
-        endpoint = s3_endpoint(settings)
+        credentials = s3_credentials(settings)
+        endpoint = s3_endpoint if s3_endpoint is not None else s3.endpoint
         builder = builder.config("spark.hadoop.fs.s3a.path.style.access", "true").config(
             "spark.hadoop.fs.s3.impl", "org.apache.hadoop.fs.s3a.S3AFileSystem"
         )
@@ -123,9 +124,9 @@ def build_spark(settings: Settings, app_name: str = "eventlake") -> SparkSession
             builder = builder.config("spark.hadoop.fs.s3a.endpoint", endpoint).config(
                 "spark.hadoop.fs.s3a.connection.ssl.enabled", str(endpoint.startswith("https")).lower()
             )
-        if key and secret:
-            builder = builder.config("spark.hadoop.fs.s3a.access.key", key).config(
-                "spark.hadoop.fs.s3a.secret.key", secret
+        if credentials is not None:
+            builder = builder.config("spark.hadoop.fs.s3a.access.key", credentials[0]).config(
+                "spark.hadoop.fs.s3a.secret.key", credentials[1]
             )
         builder = builder.config("spark.hadoop.fs.s3a.endpoint.region", s3.region)
     return builder.getOrCreate()
