@@ -51,8 +51,7 @@ class Dispatcher:
             )
             for severity in ("warning", "critical"):
                 DQ_OPEN_ALERTS.labels(severity).set(open_alerts.get(severity, 0))
-            backlog = conn.execute("SELECT count(*) FROM dq_alert_deliveries WHERE status = 'pending'").fetchone()
-            ALERT_OUTBOX_PENDING.set(int(backlog[0]) if backlog else 0)
+            ALERT_OUTBOX_PENDING.set(_pending(conn))
             for _ in range(limit):
                 # One row claimed per transaction: a commit releases every lock it holds.
                 row = conn.execute(
@@ -109,8 +108,7 @@ class Dispatcher:
 
     def pending(self) -> int:
         with psycopg.connect(self._url) as conn:
-            row = conn.execute("SELECT count(*) FROM dq_alert_deliveries WHERE status = 'pending'").fetchone()
-        return int(row[0]) if row else 0
+            return _pending(conn)
 
     def drain(self, timeout_s: float) -> int:
         """Deliver until nothing is pending or ``timeout_s`` passed; returns what is still pending."""
@@ -144,3 +142,9 @@ class Dispatcher:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+
+
+def _pending(conn: psycopg.Connection[Any]) -> int:
+    """Deliveries still to send (the outbox backlog)."""
+    row = conn.execute("SELECT count(*) FROM dq_alert_deliveries WHERE status = 'pending'").fetchone()
+    return int(row[0]) if row else 0
