@@ -8,6 +8,7 @@ between config and broker is reported, not silently altered.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,6 +61,24 @@ def _config_drift(admin: AdminClient, topic: str, spec: TopicSpec) -> list[str]:
     ]
 
 
+def _await_metadata(admin: AdminClient, want: dict[str, int]) -> None:
+    """Wait until the broker's metadata shows ``want`` (topic -> partitions).
+
+    The controller acknowledges a creation (or a partition increase) before every broker's
+    metadata cache has it: a client that lists or produces right after "created" could see
+    the topic as unknown.
+    """
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        have = _existing_partitions(admin)
+        lagging = sorted(n for n, p in want.items() if have.get(n, 0) < p)
+        if not lagging:
+            return
+        if time.monotonic() > deadline:
+            raise EventlakeError(f"topics not in the broker's metadata {TIMEOUT_S:.0f} s after the change: {lagging}")
+        time.sleep(0.1)
+
+
 def provision_topics(admin: AdminClient, specs: dict[str, TopicSpec], default_rf: int) -> list[TopicResult]:
     """Bring the broker's topics in line with ``specs``; one result per topic, in name order."""
     try:
@@ -67,6 +86,7 @@ def provision_topics(admin: AdminClient, specs: dict[str, TopicSpec], default_rf
     except KafkaException as err:
         raise EventlakeError(f"cannot list topics: {err.args[0]}", "is Kafka running? see `eventlake status`") from err
     results: list[TopicResult] = []
+    changed: dict[str, int] = {}  # topic -> partitions the metadata must show before we return
     missing = [name for name in sorted(specs) if name not in existing]
     if missing:
         new = [
@@ -85,6 +105,7 @@ def provision_topics(admin: AdminClient, specs: dict[str, TopicSpec], default_rf
                 raise EventlakeError(f"creating topic {name} failed: {err.args[0].str()}") from err
             log.info("topic created", extra={"topic": name, "partitions": specs[name].partitions})
             results.append(TopicResult(name, "created", specs[name].partitions))
+            changed[name] = specs[name].partitions
 
     for name in sorted(set(specs) - set(missing)):
         spec, have = specs[name], existing[name]
@@ -93,6 +114,7 @@ def provision_topics(admin: AdminClient, specs: dict[str, TopicSpec], default_rf
             future = admin.create_partitions([NewPartitions(name, spec.partitions)])[name]
             future.result(timeout=TIMEOUT_S)
             results.append(TopicResult(name, "partitions_increased", spec.partitions, f"{have} -> {spec.partitions}"))
+            changed[name] = spec.partitions
             continue
         if have > spec.partitions:
             drift.insert(0, f"has {have} partitions, config says {spec.partitions} (never decreased)")
@@ -101,4 +123,5 @@ def provision_topics(admin: AdminClient, specs: dict[str, TopicSpec], default_rf
             results.append(TopicResult(name, "mismatch", have, "; ".join(drift)))
         else:
             results.append(TopicResult(name, "unchanged", have))
+    _await_metadata(admin, changed)
     return sorted(results, key=lambda r: r.topic)

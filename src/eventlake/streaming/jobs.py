@@ -75,7 +75,7 @@ def start_jobs(
                     if poll is not None:
                         poll()
                 if q.exception() is not None:
-                    raise RuntimeError(f"query {q.name} failed: {q.exception()}")
+                    raise query_failed(q)
     except BaseException:
         for q, _ in started:
             if q.isActive:
@@ -208,6 +208,29 @@ class DemoFeed:
         return thread
 
 
+def root_cause(text: str) -> str:
+    """The exception line a failed ``foreachBatch`` raised, out of Spark's wrapping.
+
+    A query's exception wraps the Python traceback and ends with the query's logical plan, so its
+    first and last lines never say what went wrong; the exception line after the last traceback does.
+    """
+    text = text.partition("=== Streaming Query ===")[0]
+    tb = text.rfind("Traceback (most recent call last):")
+    if tb < 0:
+        return text.strip().splitlines()[0] if text.strip() else "unknown error"
+    lines = text[tb:].splitlines()[1:]
+    for i, line in enumerate(lines):
+        if line and not line.startswith(" "):
+            return "\n".join(lines[i : i + 3]).strip()
+    return "unknown error"
+
+
+def query_failed(q: StreamingQuery) -> RuntimeError:
+    """The error ``run_jobs`` raises for a failed query: its root cause first, Spark's whole text after."""
+    full = str(q.exception())
+    return RuntimeError(f"query {q.name} failed: {root_cause(full)}\n\n{full}")
+
+
 def _queries_ok(recorder: ProgressRecorder) -> tuple[bool, str]:
     failed = [f"{q.name}: {q.error}" for q in recorder.snapshot().values() if q.error]
     return (not failed, "; ".join(failed) or "no failed query")
@@ -229,7 +252,7 @@ def _wait(
         while not stop.is_set():
             failed = [q for q in queries if not q.isActive and q.exception() is not None]
             if failed:
-                raise RuntimeError(f"query {failed[0].name} failed: {failed[0].exception()}")
+                raise query_failed(failed[0])
             if on_progress is not None and time.monotonic() - last_report >= progress_every_s:
                 on_progress(recorder.snapshot())
                 last_report = time.monotonic()

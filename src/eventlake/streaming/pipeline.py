@@ -145,7 +145,11 @@ class OnePass:
                 error = _wait(side)  # never leave a write running past its batch
             if error is not None:
                 raise error
-        except BaseException:
+        except BaseException as err:
+            log.error(
+                "pass batch failed",
+                extra={"query": self.name, "batch_id": batch_id, "seconds": self._timings, "error": repr(err)[:2000]},
+            )
             self.windows.reset()  # the batch fails; its retry rebuilds the state from silver
             raise
         finally:
