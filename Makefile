@@ -9,10 +9,10 @@ PYTEST_ARGS ?=
 
 VENDOR := src/eventlake/observability/static/vendor
 
-.PHONY: setup system-deps browser-deps jars web run test lint typecheck pytest clean down bench bench-deps
+.PHONY: airflow-deps setup system-deps browser-deps jars web run test lint typecheck pytest clean down bench bench-deps
 
-## setup: venv + pinned Python deps + JVM jars + dashboard front-end (idempotent; a second run takes seconds)
-setup: system-deps browser-deps $(STAMP) jars web
+## setup: venv + pinned Python deps + JVM jars + dashboard front-end + Airflow's venv (idempotent; a second run takes seconds)
+setup: system-deps browser-deps $(STAMP) jars web airflow-deps
 
 # Java 17 and Maven come from the OS. On a fresh Debian machine as root, install them.
 # So does promtool (Debian package prometheus), which validates and unit-tests config/prometheus.
@@ -87,6 +87,19 @@ $(BENCH_STAMP): pyproject.toml constraints-bench.txt
 	$(BENCH_VENV)/bin/pip install -q --upgrade pip==25.3
 	$(BENCH_VENV)/bin/pip install -q -c constraints-bench.txt $(BENCH_REQS)
 	rm -f $(BENCH_VENV)/.installed-* && touch $@
+
+# Airflow 3 pins its own web stack (fastapi, starlette, sqlalchemy), so it gets a virtualenv of its
+# own; the DAG tasks run the eventlake CLI of .venv. Pins: constraints-airflow.txt (a resolved freeze).
+AIRFLOW_VENV := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(shell cat constraints-airflow.txt 2>/dev/null | sha1sum | cut -c1-12)
+
+## airflow-deps: .venv-airflow with Airflow 3.3 + the PostgreSQL provider, pinned by constraints-airflow.txt
+airflow-deps: $(AIRFLOW_STAMP)
+$(AIRFLOW_STAMP): constraints-airflow.txt
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install -q --upgrade pip==25.3
+	$(AIRFLOW_VENV)/bin/pip install -q -c constraints-airflow.txt apache-airflow==3.3.2 apache-airflow-providers-postgres==7.1.1
+	rm -f $(AIRFLOW_VENV)/.installed-* && touch $@
 
 ## bench: bench/pipeline.py (peers and eventlake on the same records; see its docstring)
 bench: setup bench-deps

@@ -102,3 +102,14 @@ def fresh_db(postgres_url: str) -> str:
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="session")
+def lake(
+    stack: Stack, make_settings: MakeSettings, spark: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """A small real lake (``tests/lakes.py``), shared by the batch and Airflow tests."""
+    from tests.lakes import small_lake  # noqa: PLC0415 - pulls in the streaming stack
+
+    with small_lake(stack, make_settings, spark, tmp_path_factory.mktemp("lake")) as lake:
+        yield lake

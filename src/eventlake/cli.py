@@ -21,6 +21,9 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from eventlake.alerting.dispatcher import Dispatcher
+from eventlake.alerting.store import fire_alert
+from eventlake.batch.days import Days, yesterday
 from eventlake.config import Settings, load_settings
 from eventlake.errors import EventlakeError, UnreachableError
 from eventlake.kafka.admin import admin_client, provision_topics
@@ -33,6 +36,7 @@ from eventlake.quality.rules import load_quality
 from eventlake.quality.store import ensure_quality_tables
 from eventlake.registry.client import register_schemas
 from eventlake.services import Stack, endpoints
+from eventlake.services.airflow import AirflowService
 from eventlake.services.dashboard import DashboardService
 from eventlake.services.jvm import fetch_jars
 from eventlake.services.kafka import KafkaService
@@ -55,6 +59,11 @@ schemas_app = typer.Typer(help="Avro schemas in the Schema Registry.", no_args_i
 app.add_typer(schemas_app, name="schemas")
 dq_app = typer.Typer(help="Data quality: rules, results, alerts, anomalies.", no_args_is_help=True)
 app.add_typer(dq_app, name="dq")
+batch_app = typer.Typer(
+    help="Batch jobs (what Airflow schedules), one UTC day at a time; each is idempotent per day.",
+    no_args_is_help=True,
+)
+app.add_typer(batch_app, name="batch")
 
 out = Console()
 err = Console(stderr=True)
@@ -306,6 +315,11 @@ def _print_progress(progress: dict[str, Any]) -> None:
     err.print(table)
 
 
+class Severity(StrEnum):
+    warning = "warning"
+    critical = "critical"
+
+
 class JobChoice(StrEnum):
     bronze = "bronze"
     silver = "silver"
@@ -437,6 +451,175 @@ def dq_report(
             out.print(dq_tables(conn, start))
     except psycopg.OperationalError as ex:
         raise UnreachableError(f"PostgreSQL: {ex}".splitlines()[0], "run `eventlake up`") from ex
+
+
+airflow_app = typer.Typer(help="Airflow (its own virtualenv) as a managed service of this stack.", no_args_is_help=True)
+app.add_typer(airflow_app, name="airflow")
+
+
+@airflow_app.command("up")
+def airflow_up() -> None:
+    """Start Airflow (API server, scheduler, DAG processor) on this stack's PostgreSQL; the stack too."""
+    settings = _settings()
+    stack = Stack(settings)
+    stack.up(progress=_progress)  # what Airflow and its tasks need
+    svc = AirflowService(settings)
+    if svc.running_process() is None:
+        _progress("airflow", "starting (db migrate on first start takes a minute)")
+        svc.start()
+    _progress("airflow", f"running at {svc.display_endpoint()}")
+
+
+@airflow_app.command("down")
+def airflow_down() -> None:
+    """Stop Airflow (the rest of the stack keeps running)."""
+    stopped = AirflowService(_settings()).stop()
+    _progress("airflow", "stopped" if stopped else "was not running")
+
+
+alert_app = typer.Typer(help="Alerts outside data quality (e.g. a failed Airflow task).", no_args_is_help=True)
+app.add_typer(alert_app, name="alert")
+
+
+@alert_app.command("fire")
+def alert_fire(
+    key: Annotated[str, typer.Option(help="What the alert is about (one open alert per key).")],
+    message: Annotated[str, typer.Option(help="What happened.")],
+    severity: Annotated[Severity, typer.Option(help="warning or critical.")] = Severity.critical,
+    wait_s: Annotated[float, typer.Option(help="How long to try delivering it now (the rest stays queued).")] = 30.0,
+) -> None:
+    """Raise an alert through the alert channels (throttled per key like a DQ alert), and deliver it."""
+    settings = _settings()
+    live = endpoints(settings)
+    url = _postgres_url(settings)
+    if live.kafka_bootstrap is None:
+        raise UnreachableError("Kafka is not running", "run `eventlake up` or set EVENTLAKE_KAFKA_BOOTSTRAP")
+    queued = fire_alert(url, settings, key, severity.value, message)
+    left = Dispatcher(settings, url, live.kafka_bootstrap).drain(timeout_s=wait_s) if queued else 0
+    out.print(f"alert {key}: {queued or 'throttled (already notified)'}; {left} deliveries still pending")
+
+
+DateOpt = Annotated[
+    datetime | None, typer.Option("--date", formats=["%Y-%m-%d"], help="The logical date (UTC; default: yesterday).")
+]
+FromOpt = Annotated[datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First day of a range (UTC).")]
+ToOpt = Annotated[datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day of a range, included.")]
+
+
+def _days(date: datetime | None, first: datetime | None, last: datetime | None) -> Days:
+    if date is not None and (first or last):
+        raise typer.BadParameter("give --date or --from/--to, not both")
+    if first or last:
+        if not (first and last):
+            raise typer.BadParameter("--from and --to go together")
+        try:
+            return Days(first.date(), last.date())
+        except ValueError as ex:
+            raise typer.BadParameter(str(ex)) from None
+    return Days.one(date.date() if date is not None else yesterday())
+
+
+def _postgres_url(settings: Settings) -> str:
+    url = endpoints(settings).postgres_url
+    if url is None:
+        raise UnreachableError("PostgreSQL is not running", "run `eventlake up` or set EVENTLAKE_POSTGRES_URL")
+    return url
+
+
+@contextmanager
+def _batch_session(name: str) -> Iterator[tuple[Settings, Any, Any]]:
+    """Settings, live endpoints and a SparkSession for a batch job (stopped at the end)."""
+    from eventlake.streaming.session import build_spark  # noqa: PLC0415 - pyspark is slow to import
+
+    settings = _settings()
+    live = endpoints(settings)
+    _postgres_url(settings)
+    spark = build_spark(settings, f"eventlake-batch-{name}", s3_endpoint=live.s3_endpoint)
+    try:
+        yield settings, live, spark
+    finally:
+        spark.stop()
+
+
+def _print_rows(title: str, rows: list[Any]) -> None:
+    table = Table(title=title)
+    if not rows:
+        out.print(f"{title}: nothing to do")
+        return
+    names = list(vars(rows[0]))
+    for n in names:
+        table.add_column(n)
+    for r in rows:
+        table.add_row(*(str(getattr(r, n)) for n in names))
+    out.print(table)
+
+
+@batch_app.command("rollups")
+def batch_rollups(date: DateOpt = None, first: FromOpt = None, last: ToOpt = None) -> None:
+    """Hourly and daily rollups of the gold tables (gold_*_1h, gold_*_1d) into PostgreSQL and Delta."""
+    from eventlake.batch.rollups import rollups  # noqa: PLC0415
+
+    days = _days(date, first, last)
+    with _batch_session("rollups") as (settings, live, spark):
+        _print_rows(f"rollups {days}", rollups(spark, settings, live.postgres_url, days))
+
+
+@batch_app.command("maintenance")
+def batch_maintenance(
+    lake: Annotated[bool, typer.Option(help="OPTIMIZE (Z-order) + VACUUM every Delta table.")] = True,
+    bookkeeping: Annotated[bool, typer.Option(help="Prune PostgreSQL bookkeeping rows past their retention.")] = True,
+) -> None:
+    """Delta OPTIMIZE (Z-order) + VACUUM on every lake table; prune old PostgreSQL bookkeeping rows."""
+    from eventlake.batch.maintenance import optimize_and_vacuum, prune_bookkeeping  # noqa: PLC0415
+
+    if lake:
+        with _batch_session("maintenance") as (settings, _, spark):
+            _print_rows("Delta tables (files and bytes before/after)", optimize_and_vacuum(spark, settings))
+    if bookkeeping:
+        settings = _settings()
+        _print_rows("bookkeeping rows pruned", prune_bookkeeping(_postgres_url(settings), settings))
+
+
+@batch_app.command("backfill")
+def batch_backfill(
+    date: DateOpt = None,
+    first: FromOpt = None,
+    last: ToOpt = None,
+    source: Annotated[list[str] | None, typer.Option(help="Only these sources (repeatable; default: all).")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild days the stream may still change (stop the stream first).")
+    ] = False,
+) -> None:
+    """Rebuild silver and gold of the days from bronze (replaces those days, nothing else)."""
+    from eventlake.batch.backfill import backfill  # noqa: PLC0415
+
+    days = _days(date, first, last)
+    with _batch_session("backfill") as (settings, live, spark):
+        results = backfill(
+            spark,
+            settings,
+            live.postgres_url,
+            live.registry_url,
+            days,
+            sources=tuple(source or ()) or None,
+            force=force,
+        )
+        _print_rows(f"backfill {days}", results)
+
+
+@batch_app.command("dq-report")
+def batch_dq_report(
+    date: DateOpt = None,
+    resend: Annotated[bool, typer.Option("--resend", help="Send it again even if it was sent.")] = False,
+) -> None:
+    """The day's data-quality report: stored in PostgreSQL (dq_reports) and sent to the alert channels."""
+    from eventlake.batch.report import dq_report  # noqa: PLC0415
+
+    day = date.date() if date is not None else yesterday()
+    with _batch_session("dq-report") as (settings, live, spark):
+        report, sent = dq_report(spark, settings, live.postgres_url, live.kafka_bootstrap, day, resend=resend)
+    out.print(report.text())
+    out.print(f"sent to: {', '.join(sent)}" if sent else "already sent (use --resend to send it again)")
 
 
 def main() -> None:

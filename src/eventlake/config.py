@@ -241,6 +241,38 @@ class StreamingSettings(Section):
     checkpoint_dir: str | None = None
 
 
+class BatchSettings(Section):
+    """The batch side that Airflow schedules: rollups, Delta maintenance, backfills, daily DQ reports."""
+
+    #: VACUUM keeps files removed less than this long ago. A batch replayed after a crash reads silver
+    #: as of the version it first started from, so a stream down for longer than this could not
+    #: replay; Delta's own check refuses less than its 7-day default, and so does this setting.
+    vacuum_retention_hours: int = Field(default=168, ge=168)
+    #: OPTIMIZE compacts small files up to about this size
+    optimize_target_file_mb: int = Field(default=128, gt=0)
+    #: rows of the PostgreSQL bookkeeping tables (DQ results, stream commits, watermarks, sent alert
+    #: deliveries) older than this are pruned by the maintenance job
+    bookkeeping_retention_days: int = Field(default=30, gt=0)
+    #: the daily DQ report compares a day's volume with the average of this many days before it
+    report_baseline_days: int = Field(default=7, gt=0)
+
+
+class AirflowSettings(Section):
+    """Airflow (scheduler, API server, DAG processor: ``airflow standalone``) as a managed service.
+
+    Off by default: ``eventlake airflow up`` starts it, or ``EVENTLAKE_AIRFLOW_ENABLED=true`` with
+    ``eventlake up``. Its metadata lives in database ``database`` of the platform's PostgreSQL."""
+
+    enabled: bool = False
+    host: str = LOOPBACK
+    port: Port = 0
+    #: Airflow's own virtualenv (``make setup`` creates it; Airflow pins its own web stack)
+    venv: Path = Path(".venv-airflow")
+    dags_folder: Path = Path("airflow/dags")
+    database: str = Field(default="airflow", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    start_timeout_s: float = Field(default=240.0, gt=0)
+
+
 class QualitySettings(Section):
     """Data-quality rules and anomaly detectors (see ``eventlake.quality.rules``)."""
 
@@ -347,6 +379,8 @@ class Settings(BaseSettings):
     sources: SourceSettings = SourceSettings()
     streaming: StreamingSettings = StreamingSettings()
     quality: QualitySettings = QualitySettings()
+    batch: BatchSettings = BatchSettings()
+    airflow: AirflowSettings = AirflowSettings()
     slack: SlackSettings = SlackSettings()
     smtp: SmtpSettings = SmtpSettings()
     alert: AlertSettings = AlertSettings()
@@ -365,6 +399,8 @@ class Settings(BaseSettings):
         self.jars_dir = self.jars_dir.expanduser().resolve()
         self.schemas_dir = self.schemas_dir.expanduser().resolve()
         self.quality.rules_file = self.quality.rules_file.expanduser().resolve()
+        self.airflow.venv = self.airflow.venv.expanduser().resolve()
+        self.airflow.dags_folder = self.airflow.dags_folder.expanduser().resolve()
         return self
 
     @property

@@ -12,6 +12,7 @@ import io
 import json
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,8 +86,19 @@ def sliding_transactions(records: list[dict[str, Any]]) -> dict[tuple[Any, ...],
     return {key: (int(c), s) for key, (c, s) in acc.items()}
 
 
-def gold(source: str, records: list[dict[str, Any]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    """{(window_start, *group keys): (*aggregates)} in the contract's column order."""
+def hour(t: dt.datetime) -> dt.datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def day(t: dt.datetime) -> dt.datetime:
+    return t.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def gold(
+    source: str, records: list[dict[str, Any]], bucket: Callable[[dt.datetime], dt.datetime] = _minute
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """{(window_start, *group keys): (*aggregates)} in the contract's column order; ``bucket``: the
+    window an event time falls in (1-minute tumbling by default; ``hour``/``day`` for the rollups)."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     keys = {
         "user_activity": ("event_type",),
@@ -94,7 +106,7 @@ def gold(source: str, records: list[dict[str, Any]]) -> dict[tuple[Any, ...], tu
         "transactions": ("merchant_category",),
     }[source]
     for r in records:
-        groups[(_minute(r["event_time"]), *(r[k] for k in keys))].append(r)
+        groups[(bucket(r["event_time"]), *(r[k] for k in keys))].append(r)
     out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     for key, rows in groups.items():
         if source == "user_activity":

@@ -20,6 +20,7 @@ from eventlake.streaming.gold import SPECS_BY_SOURCE
 from eventlake.streaming.jobs import start_jobs
 from eventlake.streaming.progress import ProgressRecorder, QueryProgress
 from eventlake.streaming.silver import SilverCounts
+from eventlake.streaming.specs import ROLLUP_SPECS
 from tests.conftest import MakeSettings
 from tests.streaming import recompute
 
@@ -71,7 +72,9 @@ def delta_rows(settings: Settings, layer: str, name: str) -> list[dict[str, Any]
 def assert_gold_matches(
     settings: Settings, source: str, expected: dict[tuple[Any, ...], tuple[Any, ...]], table: str | None = None
 ) -> None:
-    spec = next(s for s in SPECS_BY_SOURCE[source] if table is None or s.table == table)
+    spec = next(
+        s for s in (*SPECS_BY_SOURCE[source], *ROLLUP_SPECS) if s.source == source and s.table == (table or s.table)
+    )
     keys = ", ".join(spec.key_columns)
     aggs = ", ".join(a for a, _, _ in spec.aggs)
     url = endpoints(settings).postgres_url

@@ -89,11 +89,13 @@ def email_message(settings: Settings, payload: dict[str, Any]) -> EmailMessage:
         f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(str(payload[k]))}</td></tr>"
         for k in ("key", "severity", "first_seen", "last_seen")
     )
-    msg.add_alternative(
-        f"<html><body><h3>{html.escape(title(payload))}</h3><p>{html.escape(payload['message'])}</p>"
-        f"<table>{rows}</table></body></html>",
-        subtype="html",
-    )
+    body = payload.get("html")  # a report carries its own HTML
+    if not isinstance(body, str):
+        body = (
+            f"<html><body><h3>{html.escape(title(payload))}</h3><p>{html.escape(payload['message'])}</p>"
+            f"<table>{rows}</table></body></html>"
+        )
+    msg.add_alternative(body, subtype="html")
     return msg
 
 

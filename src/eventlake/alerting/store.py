@@ -117,6 +117,15 @@ def observe(
     return _enqueue(conn, settings, alert_id, "resolved") if notified is not None else None
 
 
+def fire_alert(url: str, settings: Settings, key: str, severity: Severity, message: str) -> str | None:
+    """Raise (or keep firing) the alert ``key`` outside a DQ batch, e.g. for a failed batch job;
+    returns the notification kind queued (None: throttled)."""
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        ensure_alert_tables(conn)
+        with conn.transaction():
+            return observe(conn, settings, Observation(key, severity, True, message))
+
+
 def _enqueue(conn: psycopg.Connection[Any], settings: Settings, alert_id: int, kind: str) -> str:
     key, severity, first_seen, last_seen, message = conn.execute(  # type: ignore[misc]
         "SELECT key, severity, first_seen, last_seen, message FROM dq_alerts WHERE id = %s", (alert_id,)

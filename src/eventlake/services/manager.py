@@ -13,6 +13,7 @@ import httpx
 
 from eventlake.config import Settings
 from eventlake.errors import EventlakeError, UnreachableError
+from eventlake.services.airflow import AirflowService
 from eventlake.services.base import Service
 from eventlake.services.connect import ConnectService
 from eventlake.services.dashboard import DashboardService
@@ -33,6 +34,7 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
     RegistryService,
     ConnectService,
     DashboardService,
+    AirflowService,
 )
 
 #: env var that points eventlake at an existing instance, per component (for hints)

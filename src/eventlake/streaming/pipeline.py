@@ -57,7 +57,7 @@ from eventlake.streaming.sinks import DeadLetters, DeltaAppend, DeltaUpsert, Pos
 from eventlake.streaming.specs import SPECS_BY_SOURCE, longest_window_minutes, state_columns
 from eventlake.streaming.state import BatchStart, begin_batch, save_watermarks
 from eventlake.streaming.tables import BRONZE_COLUMNS
-from eventlake.streaming.windows import OpenWindows
+from eventlake.streaming.windows import OpenWindows, hold, release
 
 log = logging.getLogger(__name__)
 
@@ -178,12 +178,19 @@ class OnePass:
             # Every version of the subject is a decode branch: no Spark job to find the batch's ids first.
             writers = self.schemas.subject_writers()
             reader = self.schemas.reader
-        checked = sv.check(
-            sv.decode(batch, writers, reader),
-            self.rules,
-            list(writers),
-            future_skew_s=self.settings.streaming.max_future_skew_s,
-        ).persist()
+        with self._phase("decode"):
+            # Materialised with its lineage cut (not just cached): the side threads' writes each plan a
+            # DataFrame built on it, and planning canonicalises every from_avro, whose options map
+            # (CreateMap) is evaluated by one shared, non-thread-safe builder. Concurrent planning
+            # failed batches with "IndexOutOfBoundsException ... ArrayBasedMapBuilder.put".
+            checked = hold(
+                sv.check(
+                    sv.decode(batch, writers, reader),
+                    self.rules,
+                    list(writers),
+                    future_skew_s=self.settings.streaming.max_future_skew_s,
+                )
+            )
         classified = sv.late(checked, prior=prior, lateness_s=self.settings.streaming.allowed_lateness_s).persist()
         unique: DataFrame | None = None
         try:
@@ -225,9 +232,10 @@ class OnePass:
                 self.windows.evict(newest - self.keep)
             self._count(stats, inserted, quarantined)
         finally:
-            for df in (unique, classified, checked):
+            for df in (unique, classified):
                 if df is not None:
                     df.unpersist()
+            release(checked)
 
     def _dedup(self, classified: DataFrame, oldest: dt.datetime, version: int) -> DataFrame:
         """The batch's valid events not seen before (persisted): first per event_id, minus the state's ids."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psycopg
 from psycopg import sql
@@ -73,6 +73,23 @@ GOLD_SPECS: tuple[GoldSpec, ...] = (
         window_minutes=5,
         slide_minutes=1,
     ),
+)
+#: Rollup grains of the tumbling 1-minute gold tables (the batch side; the sliding table is not rolled up).
+ROLLUP_GRAINS: dict[str, int] = {"1h": 60, "1d": 24 * 60}
+
+
+def rollup_spec(spec: GoldSpec, grain: str) -> GoldSpec:
+    """``gold_<x>_1m`` at a coarser grain (``gold_<x>_1h``, ``gold_<x>_1d``): the same keys and
+    aggregates over longer tumbling windows. Computed from silver, not from the 1-minute rows:
+    distinct counts and percentiles do not add up."""
+    minutes = ROLLUP_GRAINS[grain]
+    return replace(
+        spec, table=f"{spec.table.removesuffix('_1m')}_{grain}", window_minutes=minutes, slide_minutes=minutes
+    )
+
+
+ROLLUP_SPECS: tuple[GoldSpec, ...] = tuple(
+    rollup_spec(s, grain) for s in GOLD_SPECS if s.window_minutes == s.slide_minutes == 1 for grain in ROLLUP_GRAINS
 )
 SPECS_BY_SOURCE: dict[str, tuple[GoldSpec, ...]] = {
     src: tuple(s for s in GOLD_SPECS if s.source == src) for src in {s.source for s in GOLD_SPECS}

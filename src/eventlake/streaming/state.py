@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -69,12 +70,19 @@ def begin_batch(url: str, query: str, batch_id: int, silver_version: Callable[[]
             )
         else:
             version = int(row[0])
-        rows = conn.execute(
-            "SELECT kafka_partition, max(max_event_time) FROM eventlake_stream_watermarks"
-            " WHERE query = %s AND batch_id < %s GROUP BY kafka_partition",
-            (query, batch_id),
-        ).fetchall()
-    return BatchStart(version, {int(p): t for p, t in rows}, replay=row is not None)
+        prior = prior_maxima(conn, query, batch_id)
+    return BatchStart(version, prior, replay=row is not None)
+
+
+def prior_maxima(conn: psycopg.Connection[Any], query: str, batch_id: int) -> dict[int, dt.datetime]:
+    """Newest valid event time per Kafka partition over the batches of ``query`` before ``batch_id``
+    (the lateness horizon the batch starts from)."""
+    rows = conn.execute(
+        "SELECT kafka_partition, max(max_event_time) FROM eventlake_stream_watermarks"
+        " WHERE query = %s AND batch_id < %s GROUP BY kafka_partition",
+        (query, batch_id),
+    ).fetchall()
+    return {int(p): t for p, t in rows}
 
 
 def save_watermarks(url: str, query: str, batch_id: int, maxima: Iterable[tuple[int, dt.datetime]]) -> None:

@@ -66,22 +66,21 @@ def silver_schema(spark: SparkSession, reader_schema: str) -> StructType:
     return StructType([*shaped.fields, *SILVER_META])
 
 
+def create_table(spark: SparkSession, path: str, schema: StructType | str) -> None:
+    """Create the Delta table at ``path`` with ``schema`` (a StructType or Spark DDL) unless it exists."""
+    if isinstance(schema, str):
+        schema = spark.createDataFrame([], schema).schema
+    DeltaTable.createIfNotExists(spark).location(path).addColumns(schema).execute()
+
+
 def ensure_tables(spark: SparkSession, settings: Settings, registry_url: str) -> None:
     """Create every Delta table the pass writes to (idempotent)."""
     # Written by every source's silver query: created once here, else concurrent first writers
     # race on the protocol (ProtocolChangedException).
-    DeltaTable.createIfNotExists(spark).location(table(settings, "quality", "metrics")).addColumns(
-        spark.createDataFrame([], METRICS_SCHEMA).schema
-    ).execute()
+    create_table(spark, table(settings, "quality", "metrics"), METRICS_SCHEMA)
     for source in settings.topics.sources:
-        DeltaTable.createIfNotExists(spark).location(table(settings, "bronze", source)).addColumns(
-            BRONZE_SCHEMA
-        ).execute()
+        create_table(spark, table(settings, "bronze", source), BRONZE_SCHEMA)
         reader = SchemaCache(registry_url, f"{settings.topics.raw(source)}-value").latest()
-        DeltaTable.createIfNotExists(spark).location(table(settings, "silver", source)).addColumns(
-            silver_schema(spark, reader)
-        ).execute()
+        create_table(spark, table(settings, "silver", source), silver_schema(spark, reader))
         for spec in SPECS_BY_SOURCE[source]:
-            DeltaTable.createIfNotExists(spark).location(table(settings, "gold", spec.table)).addColumns(
-                spark.createDataFrame([], spark_schema(spec)).schema
-            ).execute()
+            create_table(spark, table(settings, "gold", spec.table), spark_schema(spec))

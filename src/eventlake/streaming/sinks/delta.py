@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from delta.tables import DeltaTable
@@ -12,6 +14,25 @@ from pyspark.sql import functions as F
 from eventlake.observability.metrics import SINK_COMMIT
 
 log = logging.getLogger(__name__)
+
+#: Delta errors another writer's commit causes (OPTIMIZE next to a MERGE): the operation is correct
+#: to retry on the new snapshot.
+CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException")
+
+
+def retry_conflicts(what: str, action: Callable[[], object], attempts: int = 5) -> None:
+    """Run ``action()``; on a Delta write conflict, run it again (up to ``attempts`` times)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            action()
+            return
+        except Exception as err:
+            if attempt == attempts or not any(c in str(err) for c in CONFLICTS):
+                raise
+            log.warning(
+                "delta write conflict; retrying", extra={"what": what, "attempt": attempt, "error": str(err)[:300]}
+            )
+            time.sleep(0.5 * attempt)
 
 
 @dataclass(frozen=True)
@@ -80,6 +101,11 @@ class DeltaUpsert:
         cond = " AND ".join(f"t.{c} <=> s.{c}" for c in self.keys)
         prune = f"t.window_start >= timestamp'{lo[0].isoformat(sep=' ')}'"
         with SINK_COMMIT.labels(self.kind, self.target).time():
-            table = DeltaTable.forPath(batch.sparkSession, self.path)
-            merge = table.alias("t").merge(batch.alias("s"), f"{prune} AND {cond}")
-            merge.whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+
+            def merge() -> None:
+                table = DeltaTable.forPath(batch.sparkSession, self.path)
+                builder = table.alias("t").merge(batch.alias("s"), f"{prune} AND {cond}")
+                builder.whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+
+            # The rows are recomputed values: a MERGE that lost to OPTIMIZE's commit is redone as is.
+            retry_conflicts(f"merge {self.target}", merge)

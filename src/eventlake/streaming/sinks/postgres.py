@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -12,12 +14,9 @@ from eventlake.observability.metrics import SINK_COMMIT, SINK_ROWS
 from eventlake.streaming.specs import GoldSpec
 
 
-def upsert(url: str, spec: GoldSpec, query: str, batch_id: int, rows: list[tuple[object, ...]]) -> bool:
-    """Upsert ``rows`` (in ``spec.columns`` order) once per (query, batch id). False if already applied."""
+def _upsert(spec: GoldSpec) -> sql.Composed:
     cols = spec.columns
-    statement = sql.SQL(
-        "INSERT INTO {t} ({c}) VALUES ({v}) ON CONFLICT ({k}) DO UPDATE SET {u}, updated_at = now()"
-    ).format(
+    return sql.SQL("INSERT INTO {t} ({c}) VALUES ({v}) ON CONFLICT ({k}) DO UPDATE SET {u}, updated_at = now()").format(
         t=sql.Identifier(spec.table),
         c=sql.SQL(", ").join(sql.Identifier(c) for c in cols),
         v=sql.SQL(", ").join(sql.Placeholder() for _ in cols),
@@ -26,6 +25,10 @@ def upsert(url: str, spec: GoldSpec, query: str, batch_id: int, rows: list[tuple
             sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in cols if c not in spec.key_columns
         ),
     )
+
+
+def upsert(url: str, spec: GoldSpec, query: str, batch_id: int, rows: list[tuple[object, ...]]) -> bool:
+    """Upsert ``rows`` (in ``spec.columns`` order) once per (query, batch id). False if already applied."""
     with psycopg.connect(url) as conn, conn.transaction():
         done = conn.execute(
             "INSERT INTO eventlake_stream_commits (query, batch_id, rows_written) VALUES (%s, %s, %s)"
@@ -35,8 +38,31 @@ def upsert(url: str, spec: GoldSpec, query: str, batch_id: int, rows: list[tuple
         if done is None:
             return False
         if rows:
-            conn.cursor().executemany(statement, rows)
+            conn.cursor().executemany(_upsert(spec), rows)
     return True
+
+
+def replace_windows(
+    url: str, spec: GoldSpec, lo: dt.datetime, hi: dt.datetime, rows: Iterable[Sequence[object]]
+) -> tuple[int, int]:
+    """Make ``rows`` (in ``spec.columns`` order) the whole content of ``spec.table`` for
+    ``lo <= window_start < hi``, in one transaction: a rerun of the same range leaves the same rows,
+    and a window that no longer has events is gone. The rows stream in by ``COPY`` (a day of
+    1-minute windows can be a million rows). Returns (rows deleted, rows written)."""
+    copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(spec.table), sql.SQL(", ").join(sql.Identifier(c) for c in spec.columns)
+    )
+    written = 0
+    with psycopg.connect(url, connect_timeout=10) as conn, conn.transaction():
+        deleted = conn.execute(
+            sql.SQL("DELETE FROM {} WHERE window_start >= %s AND window_start < %s").format(sql.Identifier(spec.table)),
+            (lo, hi),
+        ).rowcount
+        with conn.cursor().copy(copy) as out:
+            for row in rows:
+                out.write_row(row)
+                written += 1
+    return deleted, written
 
 
 @dataclass(frozen=True)
