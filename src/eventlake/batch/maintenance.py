@@ -70,21 +70,27 @@ def _size(spark: SparkSession, path: str) -> tuple[int, int]:
 
 
 def optimize_and_vacuum(spark: SparkSession, settings: Settings) -> list[TableReport]:
-    """OPTIMIZE (Z-ordered where a column is given) and VACUUM every existing lake table."""
+    """OPTIMIZE (Z-ordered where a column is given) and VACUUM every existing lake table; a table
+    of one file is only vacuumed (nothing to compact)."""
     spark.conf.set("spark.databricks.delta.optimize.maxFileSize", str(settings.batch.optimize_target_file_mb << 20))
+    # VACUUM lists the table's files with this many tasks (default 10,000: a minute per tiny table
+    # on 2 cores); a few per core list a table of thousands of files just as fast.
+    listing = max(8, 4 * spark.sparkContext.defaultParallelism)
+    spark.conf.set("spark.sql.sources.parallelPartitionDiscovery.parallelism", str(listing))
     reports = []
     for t in lake_tables(settings):
         if not DeltaTable.isDeltaTable(spark, t.path):
             continue
         files, size = _size(spark, t.path)
+        if files > 1:
 
-        def optimize(t: LakeTable = t) -> None:
-            builder = DeltaTable.forPath(spark, t.path).optimize()
-            builder.executeZOrderBy(*t.zorder) if t.zorder else builder.executeCompaction()
+            def optimize(t: LakeTable = t) -> None:
+                builder = DeltaTable.forPath(spark, t.path).optimize()
+                builder.executeZOrderBy(*t.zorder) if t.zorder else builder.executeCompaction()
 
-        retry_conflicts(f"optimize {t.name}", optimize)
+            retry_conflicts(f"optimize {t.name}", optimize)
         DeltaTable.forPath(spark, t.path).vacuum(settings.batch.vacuum_retention_hours)
-        after = _size(spark, t.path)
+        after = _size(spark, t.path) if files > 1 else (files, size)
         log.info("table maintained", extra={"table": t.name, "files": f"{files} -> {after[0]}"})
         reports.append(TableReport(t.name, files, size, *after))
     return reports

@@ -94,7 +94,8 @@ class AirflowService(Service):
     status_key = "airflow"
 
     def enabled(self) -> bool:
-        return self.settings.airflow.enabled
+        # `eventlake airflow up` starts it without the setting; from then on status and down see it.
+        return self.settings.airflow.enabled or self.running_process() is not None
 
     def external_endpoint(self) -> str | None:
         return None
