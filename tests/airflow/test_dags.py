@@ -25,7 +25,6 @@ from tests.streaming import recompute
 from tests.streaming.test_pipeline import delta_rows
 
 pytestmark = pytest.mark.e2e
-REPO = Path(__file__).resolve().parents[2]
 DAGRUN = Path(__file__).with_name("dagrun.py")
 
 
@@ -43,11 +42,12 @@ def env(lake: Lake, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "EVENTLAKE_CONFIG": str(lake.config_file(tmp / "eventlake.yaml")),
         "EVENTLAKE_AIRFLOW_RETRIES": "0",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url(pg, settings.airflow.database),
+        "EVENTLAKE_AIRFLOW_VENV": str(settings.airflow.venv),
     }
 
 
 def airflow(env: dict[str, str], *args: str, timeout: float = 600) -> dict[str, Any]:
-    python = Path(env["AIRFLOW__CORE__DAGS_FOLDER"]).parents[1] / ".venv-airflow" / "bin" / "python"
+    python = Path(env["EVENTLAKE_AIRFLOW_VENV"]) / "bin" / "python"
     done = subprocess.run(
         [str(python), str(DAGRUN), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
