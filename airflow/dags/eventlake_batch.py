@@ -35,7 +35,8 @@ from airflow.sdk import Param, dag, task
 log = logging.getLogger(__name__)
 
 CLI = os.environ.get("EVENTLAKE_CLI", "eventlake")
-RETRIES = int(os.environ.get("EVENTLAKE_AIRFLOW_RETRIES", "2"))
+#: ``airflow.task_retries`` of eventlake's settings (the service passes it on)
+RETRIES = int(os.environ.get("EVENTLAKE_AIRFLOW_TASK_RETRIES", "2"))
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 

@@ -591,9 +591,12 @@ def batch_backfill(
     ] = False,
 ) -> None:
     """Rebuild silver and gold of the days from bronze (replaces those days, nothing else)."""
-    from eventlake.batch.backfill import backfill  # noqa: PLC0415
+    from eventlake.batch.backfill import backfill, require_final  # noqa: PLC0415
 
     days = _days(date, first, last)
+    if not force:  # before Spark starts: a refused range fails in a second
+        settings = _settings()
+        require_final(settings, days, tuple(source or ()) or settings.topics.sources)
     with _batch_session("backfill") as (settings, live, spark):
         results = backfill(
             spark,

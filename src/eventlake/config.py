@@ -271,6 +271,8 @@ class AirflowSettings(Section):
     dags_folder: Path = Path("airflow/dags")
     database: str = Field(default="airflow", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
     start_timeout_s: float = Field(default=240.0, gt=0)
+    #: retries of every DAG task (exponential backoff from 2 minutes) before its failure alert
+    task_retries: int = Field(default=2, ge=0, le=10)
 
 
 class QualitySettings(Section):

@@ -22,7 +22,7 @@ def bag() -> dict[str, Any]:
         "import_errors": {str(k): str(v) for k, v in dags.import_errors.items()},
         "dags": {
             d.dag_id: {
-                "schedule": getattr(d.timetable, "_expression", None),
+                "schedule": getattr(d.timetable, "expression", None),
                 "catchup": d.catchup,
                 "max_active_runs": d.max_active_runs,
                 "params": sorted(d.params.keys()),

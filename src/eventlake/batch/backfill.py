@@ -78,6 +78,21 @@ def rebuilt_silver(spark: SparkSession, settings: Settings, registry_url: str, s
     return sv.first_per_event_id(valid)
 
 
+def require_final(settings: Settings, days: Days, sources: tuple[str, ...], now: dt.datetime | None = None) -> None:
+    """Raise unless the stream can no longer change any window of ``days`` (their end is behind the
+    lateness horizon and the longest window) for every source."""
+    for source in sources:
+        horizon = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(
+            seconds=settings.streaming.allowed_lateness_s, minutes=longest_window_minutes(source)
+        )
+        if days.end > horizon:
+            raise EventlakeError(
+                f"{days} is not final yet for {source}: the stream may still change windows"
+                f" after {horizon:%Y-%m-%d %H:%M} UTC",
+                "backfill a range that ended before the lateness horizon, or pass --force with the stream stopped",
+            )
+
+
 def backfill(
     spark: SparkSession,
     settings: Settings,
@@ -90,17 +105,11 @@ def backfill(
     now: dt.datetime | None = None,
 ) -> list[BackfillResult]:
     """Rebuild silver and gold of ``days`` for ``sources`` (default: all) from bronze."""
+    sources = sources or settings.topics.sources
+    if not force:
+        require_final(settings, days, sources, now)
     results = []
-    for source in sources or settings.topics.sources:
-        horizon = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(
-            seconds=settings.streaming.allowed_lateness_s, minutes=longest_window_minutes(source)
-        )
-        if days.end > horizon and not force:
-            raise EventlakeError(
-                f"{days} is not final yet for {source}: the stream may still change windows"
-                f" after {horizon:%Y-%m-%d %H:%M} UTC",
-                "backfill a range that ended before the lateness horizon, or pass --force with the stream stopped",
-            )
+    for source in sources:
         silver_path = table(settings, "silver", source)
         rows = rebuilt_silver(spark, settings, registry_url, source, days).cache()
         try:

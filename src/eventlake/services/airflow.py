@@ -57,6 +57,8 @@ def airflow_env(settings: Settings, postgres_url: str, *, port: int | None = Non
     cfg = settings.airflow
     env = {
         **os.environ,
+        # `airflow standalone` starts its components as `airflow ...` from PATH
+        "PATH": os.pathsep.join([str(cfg.venv / "bin"), os.environ.get("PATH", "")]),
         "AIRFLOW_HOME": str(settings.home / "airflow"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(cfg.dags_folder),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -65,6 +67,7 @@ def airflow_env(settings: Settings, postgres_url: str, *, port: int | None = Non
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.home / "airflow" / "logs"),
         "EVENTLAKE_HOME": str(settings.home),
         "EVENTLAKE_CLI": str(Path(sys.executable).parent / "eventlake"),
+        "EVENTLAKE_AIRFLOW_TASK_RETRIES": str(cfg.task_retries),  # read by the DAG file
     }
     if port is not None:
         env |= {"AIRFLOW__API__HOST": cfg.host, "AIRFLOW__API__PORT": str(port)}
