@@ -84,3 +84,14 @@ def test_alert_channels_from_the_documented_variables(monkeypatch: pytest.Monkey
     assert "127.0.0.1:9" not in repr(s.slack)  # a secret: never printed
     assert (s.smtp.host, s.smtp.port) == ("127.0.0.1", 2525)
     assert s.alert.email_from == "lake@example.com" and s.alert.recipients == ["a@example.com", "b@example.com"]
+
+
+def test_vacuum_retention_below_deltas_floor_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A shorter retention could delete files a replayed batch still reads (time travel).
+    monkeypatch.setenv("EVENTLAKE_BATCH_VACUUM_RETENTION_HOURS", "24")
+    with pytest.raises(ConfigError, match=r"batch\.vacuum_retention_hours"):
+        load_settings()
+    monkeypatch.setenv("EVENTLAKE_BATCH_VACUUM_RETENTION_HOURS", "336")
+    monkeypatch.setenv("EVENTLAKE_AIRFLOW_TASK_RETRIES", "0")
+    settings = load_settings()
+    assert settings.batch.vacuum_retention_hours == 336 and settings.airflow.task_retries == 0

@@ -116,8 +116,15 @@ def _values(url: str, name: str, spec: Any, where: str) -> list[tuple[Any, ...]]
         return [tuple(r) for r in conn.execute(f"SELECT {cols} FROM {name} WHERE {where}")]
 
 
+def _exists(conn: psycopg.Connection[Any], name: str) -> bool:
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone() == (True,)
+
+
 def test_dq_daily_report_dag_stores_and_sends_once(env: dict[str, str], lake: Lake) -> None:
     today = dt.datetime.now(dt.UTC).date()
+    with psycopg.connect(lake.live.postgres_url) as conn:  # tests/batch may have sent today's report
+        if _exists(conn, "dq_reports"):
+            conn.execute("DELETE FROM dq_reports WHERE day = %s", (today,))
     sent_before = len(lake.webhook.bodies)
     run_dag(env, "dq_daily_report", today + dt.timedelta(days=1))
     with psycopg.connect(lake.live.postgres_url) as conn:

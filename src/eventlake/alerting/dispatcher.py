@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 
+from eventlake import pg
 from eventlake.alerting.channels import Channel, build_channels
 from eventlake.alerting.store import ensure_alert_tables
 from eventlake.config import Settings
@@ -39,13 +40,13 @@ class Dispatcher:
         self._channels = dict(channels) if channels is not None else build_channels(settings, bootstrap)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        with psycopg.connect(postgres_url) as conn:
+        with pg.connect(postgres_url) as conn:
             ensure_alert_tables(conn)
 
     def run_once(self, limit: int = 100) -> int:
         """Try up to ``limit`` due deliveries once each; returns how many were sent."""
         sent = 0
-        with psycopg.connect(self._url) as conn:
+        with pg.connect(self._url) as conn:
             open_alerts: dict[str, int] = dict(
                 conn.execute("SELECT severity, count(*) FROM dq_alerts WHERE status = 'firing' GROUP BY 1").fetchall()
             )
@@ -107,7 +108,7 @@ class Dispatcher:
         return 1
 
     def pending(self) -> int:
-        with psycopg.connect(self._url) as conn:
+        with pg.connect(self._url) as conn:
             return _pending(conn)
 
     def drain(self, timeout_s: float) -> int:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg.types.json import Jsonb
 
+from eventlake import pg
 from eventlake.alerting.channels import channels
 from eventlake.config import Settings
 
@@ -120,7 +121,7 @@ def observe(
 def fire_alert(url: str, settings: Settings, key: str, severity: Severity, message: str) -> str | None:
     """Raise (or keep firing) the alert ``key`` outside a DQ batch, e.g. for a failed batch job;
     returns the notification kind queued (None: throttled)."""
-    with psycopg.connect(url, connect_timeout=10) as conn:
+    with pg.connect(url) as conn:
         ensure_alert_tables(conn)
         with conn.transaction():
             return observe(conn, settings, Observation(key, severity, True, message))

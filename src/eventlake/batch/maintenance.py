@@ -19,10 +19,10 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-import psycopg
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
+from eventlake import pg
 from eventlake.config import Settings
 from eventlake.streaming.paths import table
 from eventlake.streaming.sinks.delta import retry_conflicts
@@ -146,7 +146,7 @@ def prune_bookkeeping(url: str, settings: Settings, now: dt.datetime | None = No
     """Delete bookkeeping rows older than ``batch.bookkeeping_retention_days`` (one transaction)."""
     cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=settings.batch.bookkeeping_retention_days)
     out = []
-    with psycopg.connect(url, connect_timeout=10) as conn, conn.transaction():
+    with pg.connect(url) as conn, conn.transaction():
         existing = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
         for name, statement in PRUNE:
             if name in existing:

@@ -15,12 +15,12 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import psycopg
 from delta.tables import DeltaTable
 from psycopg.types.json import Jsonb
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from eventlake import pg
 from eventlake.alerting.channels import build_channels, channels
 from eventlake.batch.days import start_of
 from eventlake.config import Settings
@@ -142,7 +142,7 @@ class Report:
 def build_report(spark: SparkSession, settings: Settings, postgres_url: str, day: dt.date) -> Report:
     """Gather the figures of ``day``."""
     lo, hi = start_of(day), start_of(day) + dt.timedelta(days=1)
-    with psycopg.connect(postgres_url, connect_timeout=10) as conn:
+    with pg.connect(postgres_url) as conn:
         rules = [
             RuleRate(s, r, int(c), int(f))
             for s, r, c, f in conn.execute(
@@ -203,7 +203,7 @@ def _source_day(spark: SparkSession, settings: Settings, source: str, day: dt.da
 
 def store_report(url: str, report: Report) -> None:
     """Keep the report (a rerun of the day replaces it; whether it was sent stays recorded)."""
-    with psycopg.connect(url, connect_timeout=10) as conn:
+    with pg.connect(url) as conn:
         conn.execute(DDL)
         conn.execute(
             "INSERT INTO dq_reports (day, summary, html) VALUES (%s, %s, %s)"
@@ -218,7 +218,7 @@ def send_report(
     """Send the stored report through every alert channel, once per day (``resend``: again).
     Returns the channels it went to (empty: it had been sent before). A channel that fails raises,
     and the report stays unsent, so a retry sends it."""
-    with psycopg.connect(url, connect_timeout=10) as conn:
+    with pg.connect(url) as conn:
         row = conn.execute("SELECT sent_at FROM dq_reports WHERE day = %s", (report.day,)).fetchone()
         if row is None:
             raise ValueError(f"no stored report for {report.day}: store it first")
@@ -239,7 +239,7 @@ def send_report(
     names = channels(settings)
     for name in names:
         senders[name].send(payload)
-    with psycopg.connect(url, connect_timeout=10) as conn:
+    with pg.connect(url) as conn:
         conn.execute("UPDATE dq_reports SET sent_at = now() WHERE day = %s", (report.day,))
     log.info("report sent", extra={"day": str(report.day), "channels": names})
     return names

@@ -18,6 +18,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from eventlake import pg
 from eventlake.observability.dashboard import end_to_end
 from eventlake.quality.report import anomalies, open_alerts, rule_rates
 from eventlake.streaming.specs import GOLD_SPECS
@@ -117,7 +118,7 @@ def live_panel(progress: Mapping[str, Progress], postgres_url: str, lateness_s: 
     """The demo's whole screen; PostgreSQL being unreachable shows as one line, not a traceback."""
     parts: list[Any] = [queries_table(progress)]
     try:
-        with psycopg.connect(postgres_url, connect_timeout=3) as conn:
+        with pg.connect(postgres_url, connect_timeout=3) as conn:
             parts += [
                 latency_table(conn, lateness_s),
                 movers_table(conn),

@@ -49,6 +49,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client.parser import text_string_to_metric_families
 
+from eventlake import pg
 from eventlake.config import Settings
 from eventlake.observability.metrics import DASHBOARD_SNAPSHOTS
 from eventlake.observability.server import add_health, postgres_check
@@ -361,7 +362,7 @@ def create_app(settings: Settings, postgres_url: str) -> FastAPI:
     lateness_s = float(settings.streaming.allowed_lateness_s)
 
     def snapshot() -> dict[str, Any]:
-        with psycopg.connect(postgres_url, connect_timeout=5) as conn:
+        with pg.connect(postgres_url, connect_timeout=5) as conn:
             body = {
                 "generated_at": dt.datetime.now(dt.UTC).isoformat(),
                 "window_minutes": cfg.window_minutes,
@@ -405,7 +406,7 @@ def create_app(settings: Settings, postgres_url: str) -> FastAPI:
         expected = f"Bearer {cfg.token.get_secret_value()}"
         if authorization is None or not hmac.compare_digest(authorization, expected):
             raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-        with psycopg.connect(postgres_url) as conn:
+        with pg.connect(postgres_url) as conn:
             row = conn.execute(
                 "UPDATE dq_alerts SET status = 'resolved', resolved_at = now() WHERE id = %s AND status = 'firing'"
                 " RETURNING key",

@@ -23,6 +23,7 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+from eventlake import pg
 from eventlake.config import Settings
 from eventlake.kafka.admin import kafka_health
 from eventlake.net import choose_port
@@ -36,7 +37,7 @@ Check = Callable[[], tuple[bool, str]]
 def postgres_check(url: str) -> Check:
     def check() -> tuple[bool, str]:
         try:
-            with psycopg.connect(url, connect_timeout=3) as conn:
+            with pg.connect(url, connect_timeout=3) as conn:
                 conn.execute("SELECT 1")
         except psycopg.Error as err:
             return False, f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"

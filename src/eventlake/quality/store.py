@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 
+from eventlake import pg
 from eventlake.alerting.store import Observation, ensure_alert_tables, observe
 from eventlake.config import Settings
 from eventlake.quality.anomaly import ensure_anomaly_tables
@@ -62,7 +63,7 @@ DECODE, FUTURE, LATE = "decode", "future", "late"
 
 
 def ensure_quality_tables(url: str) -> None:
-    with psycopg.connect(url) as conn:
+    with pg.connect(url) as conn:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('eventlake_dq'))")
         conn.execute(DDL)
         ensure_alert_tables(conn)
@@ -118,7 +119,7 @@ def record_batch(
     (a replayed batch changes nothing and gets the rows of its first run)."""
     now = dt.datetime.now(dt.UTC)
     source = rules.source
-    with psycopg.connect(url) as conn, conn.transaction():
+    with pg.connect(url) as conn, conn.transaction():
         first = conn.execute(
             "INSERT INTO dq_batches (source, batch_id) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING 1",
             (source, batch_id),

@@ -25,7 +25,6 @@ from eventlake.errors import ServiceError, UnreachableError
 from eventlake.net import choose_port
 from eventlake.services.base import Service, ServiceState
 from eventlake.services.postgres import PostgresService
-from eventlake.services.process import spawn, tail, terminate, wait_until
 
 
 def airflow_health(url: str) -> Health:
@@ -115,24 +114,13 @@ class AirflowService(Service):
         exe = airflow_bin(self.settings)
         migrate(self.settings, pg_url)
         port = choose_port("airflow", cfg.host, cfg.port, self.previous_port("http"), "EVENTLAKE_AIRFLOW_PORT")
-        out = self.dir / "airflow.log"
-        ref = spawn([str(exe), "standalone"], out, env=airflow_env(self.settings, pg_url, port=port))
-        url = f"http://{cfg.host}:{port}"
-        if not wait_until(
-            lambda: airflow_health(url).ok,
+        return self.spawn_and_wait(
+            [str(exe), "standalone"],
+            host=cfg.host,
+            port=port,
+            env=airflow_env(self.settings, pg_url, port=port),
+            log_name="airflow.log",
+            ready=airflow_health,
             timeout=cfg.start_timeout_s,
             interval=2,
-            abort=lambda: None if ref.alive() else "exited",
-        ):
-            terminate(ref)
-            reason = next((ln for ln in reversed(tail(out)) if "rror" in ln), "timed out")
-            raise ServiceError(f"Airflow failed to start: {reason.strip()[:300]}", f"see {out}")
-        return ServiceState(
-            name=self.name,
-            endpoint=url,
-            ports={"http": port},
-            log=str(out),
-            host=cfg.host,
-            pid=ref.pid,
-            create_time=ref.create_time,
         )

@@ -181,11 +181,28 @@ class Service(ABC):
         self, module: str, *, host: str, port: int, env: dict[str, str], log_name: str, ready: Callable[[str], Health]
     ) -> ServiceState:
         """Start ``python -m <module> --host H --port P`` and wait until ``ready(url)`` is ok."""
+        argv = [sys.executable, "-m", module, "--host", host, "--port", str(port)]
+        return self.spawn_and_wait(argv, host=host, port=port, env=env, log_name=log_name, ready=ready)
+
+    def spawn_and_wait(
+        self,
+        argv: list[str],
+        *,
+        host: str,
+        port: int,
+        env: dict[str, str],
+        log_name: str,
+        ready: Callable[[str], Health],
+        timeout: float = 60.0,
+        interval: float = 0.3,
+    ) -> ServiceState:
+        """Start ``argv`` serving HTTP at ``host:port`` and wait until ``ready(url)`` is ok; on failure
+        stop it and raise with the last error line of its log."""
         out = self.dir / log_name
-        ref = spawn([sys.executable, "-m", module, "--host", host, "--port", str(port)], out, env=env)
+        ref = spawn(argv, out, env=env)
         url = f"http://{host}:{port}"
         if not wait_until(
-            lambda: ready(url).ok, timeout=60, interval=0.3, abort=lambda: None if ref.alive() else "exited"
+            lambda: ready(url).ok, timeout=timeout, interval=interval, abort=lambda: None if ref.alive() else "exited"
         ):
             terminate(ref)
             reason = next((ln for ln in reversed(tail(out)) if "rror" in ln), "timed out")

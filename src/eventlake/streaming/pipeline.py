@@ -32,12 +32,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
+from eventlake import pg
 from eventlake.config import Settings
 from eventlake.observability.metrics import (
     ANOMALIES,
@@ -212,8 +212,8 @@ class OnePass:
                     with self._phase("gold"):
                         self._gold_postgres(stats.minutes(), batch_id)
             elif self.gold:
-                for pg in self.gold_pg:
-                    pg.write_rows([], batch_id)  # the batch is applied (nothing to add)
+                for sink in self.gold_pg:
+                    sink.write_rows([], batch_id)  # the batch is applied (nothing to add)
             maxima = stats.maxima()
             save_watermarks(self.live.postgres_url, self.name, batch_id, maxima.items())
             before = max(prior.values(), default=None)
@@ -256,11 +256,11 @@ class OnePass:
 
     def _gold_postgres(self, minutes: list[dt.datetime], batch_id: int) -> None:
         """Upsert the exact rows of every window the batch's events fall in (the live serving layer)."""
-        for spec, pg in zip(self.specs, self.gold_pg, strict=True):
+        for spec, sink in zip(self.specs, self.gold_pg, strict=True):
             starts = touched(minutes, spec)
             held = self.windows.rows(starts[0], starts[-1] + dt.timedelta(minutes=spec.window_minutes))
             assert held is not None, "the state holds this batch's rows"
-            pg.write(window_rows(held, spec, starts), batch_id)
+            sink.write(window_rows(held, spec, starts), batch_id)
 
     def _gold_delta(
         self, before: dt.datetime | None, newest: dt.datetime, minutes: list[dt.datetime], batch_id: int
@@ -297,7 +297,7 @@ class OnePass:
                 delta.write(aggregate(rows, spec), -1)
 
     def _detect(self) -> None:
-        with psycopg.connect(self.live.postgres_url) as conn:
+        with pg.connect(self.live.postgres_url) as conn:
             for d in self.detectors:
                 found = detect(conn, d, self.source, self.settings.streaming.allowed_lateness_s)
                 if found:

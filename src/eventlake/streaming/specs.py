@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import psycopg
 from psycopg import sql
+
+from eventlake import pg
 
 
 @dataclass(frozen=True)
@@ -131,5 +132,5 @@ def ensure_gold_table(url: str, spec: GoldSpec) -> None:
     ddl = sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
         sql.Identifier(spec.table), sql.SQL(", ").join(cols), pk
     )
-    with psycopg.connect(url) as conn:
+    with pg.connect(url) as conn:
         conn.execute(ddl)

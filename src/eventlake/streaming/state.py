@@ -14,6 +14,8 @@ from typing import Any
 
 import psycopg
 
+from eventlake import pg
+
 DDL = """
 CREATE TABLE IF NOT EXISTS eventlake_stream_commits (
     query        text NOT NULL,
@@ -40,7 +42,7 @@ CREATE TABLE IF NOT EXISTS eventlake_stream_batches (
 
 
 def ensure_state_tables(url: str) -> None:
-    with psycopg.connect(url) as conn:
+    with pg.connect(url) as conn:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('eventlake_stream_state'))")
         conn.execute(DDL)
 
@@ -57,7 +59,7 @@ class BatchStart:
 
 def begin_batch(url: str, query: str, batch_id: int, silver_version: Callable[[], int]) -> BatchStart:
     """Record that ``batch_id`` starts (before it writes anything), or find that it ran before."""
-    with psycopg.connect(url) as conn:
+    with pg.connect(url) as conn:
         row = conn.execute(
             "SELECT silver_version FROM eventlake_stream_batches WHERE query = %s AND batch_id = %s", (query, batch_id)
         ).fetchone()
@@ -86,7 +88,7 @@ def prior_maxima(conn: psycopg.Connection[Any], query: str, batch_id: int) -> di
 
 
 def save_watermarks(url: str, query: str, batch_id: int, maxima: Iterable[tuple[int, dt.datetime]]) -> None:
-    with psycopg.connect(url) as conn:
+    with pg.connect(url) as conn:
         conn.cursor().executemany(
             "INSERT INTO eventlake_stream_watermarks (query, batch_id, kafka_partition, max_event_time)"
             " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",

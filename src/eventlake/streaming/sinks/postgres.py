@@ -6,10 +6,10 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import psycopg
 from psycopg import sql
 from pyspark.sql import DataFrame
 
+from eventlake import pg
 from eventlake.observability.metrics import SINK_COMMIT, SINK_ROWS
 from eventlake.streaming.specs import GoldSpec
 
@@ -29,7 +29,7 @@ def _upsert(spec: GoldSpec) -> sql.Composed:
 
 def upsert(url: str, spec: GoldSpec, query: str, batch_id: int, rows: list[tuple[object, ...]]) -> bool:
     """Upsert ``rows`` (in ``spec.columns`` order) once per (query, batch id). False if already applied."""
-    with psycopg.connect(url) as conn, conn.transaction():
+    with pg.connect(url) as conn, conn.transaction():
         done = conn.execute(
             "INSERT INTO eventlake_stream_commits (query, batch_id, rows_written) VALUES (%s, %s, %s)"
             " ON CONFLICT DO NOTHING RETURNING 1",
@@ -53,7 +53,7 @@ def replace_windows(
         sql.Identifier(spec.table), sql.SQL(", ").join(sql.Identifier(c) for c in spec.columns)
     )
     written = 0
-    with psycopg.connect(url, connect_timeout=10) as conn, conn.transaction():
+    with pg.connect(url) as conn, conn.transaction():
         deleted = conn.execute(
             sql.SQL("DELETE FROM {} WHERE window_start >= %s AND window_start < %s").format(sql.Identifier(spec.table)),
             (lo, hi),
