@@ -441,10 +441,7 @@ def dq_report(
         start = parse_since(since)
     except ValueError as ex:
         raise typer.BadParameter(str(ex)) from None
-    settings = _settings()
-    url = endpoints(settings).postgres_url
-    if url is None:
-        raise UnreachableError("PostgreSQL is not running", "run `eventlake up` or set EVENTLAKE_POSTGRES_URL")
+    url = _postgres_url(_settings())
     try:
         ensure_quality_tables(url)
         with psycopg.connect(url, connect_timeout=10) as conn:

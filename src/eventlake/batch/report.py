@@ -22,7 +22,8 @@ from pyspark.sql import functions as F
 
 from eventlake import pg
 from eventlake.alerting.channels import build_channels, channels
-from eventlake.batch.days import start_of
+from eventlake.batch.days import Days
+from eventlake.batch.writes import silver_between
 from eventlake.config import Settings
 from eventlake.streaming.paths import table
 
@@ -141,7 +142,7 @@ class Report:
 
 def build_report(spark: SparkSession, settings: Settings, postgres_url: str, day: dt.date) -> Report:
     """Gather the figures of ``day``."""
-    lo, hi = start_of(day), start_of(day) + dt.timedelta(days=1)
+    lo, hi = Days.one(day).start, Days.one(day).end
     with pg.connect(postgres_url) as conn:
         rules = [
             RuleRate(s, r, int(c), int(f))
@@ -169,14 +170,12 @@ def build_report(spark: SparkSession, settings: Settings, postgres_url: str, day
 
 def _source_day(spark: SparkSession, settings: Settings, source: str, day: dt.date) -> SourceDay:
     days = settings.batch.report_baseline_days
-    lo, hi = start_of(day), start_of(day) + dt.timedelta(days=1)
+    lo, hi = Days.one(day).start, Days.one(day).end
     events, before, newest = 0, 0, None
     silver = table(settings, "silver", source)
     if DeltaTable.isDeltaTable(spark, silver):
         t = F.col("event_time")
-        span = (
-            spark.read.format("delta").load(silver).where((t >= F.lit(lo - dt.timedelta(days=days))) & (t < F.lit(hi)))
-        )
+        span = silver_between(spark, settings, source, lo - dt.timedelta(days=days), hi)
         row = span.agg(
             F.count_if(t >= F.lit(lo)).alias("events"),
             F.count_if(t < F.lit(lo)).alias("before"),
