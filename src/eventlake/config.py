@@ -241,6 +241,22 @@ class StreamingSettings(Section):
     checkpoint_dir: str | None = None
 
 
+class ServingSettings(Section):
+    """The serving path (``eventlake.serving``): raw topics to PostgreSQL gold in Python, in well
+    under a second, beside the Spark lake path (which then leaves PostgreSQL gold to it)."""
+
+    #: false: Spark's pass writes PostgreSQL gold itself, once per micro-batch (seconds, not sub-second)
+    enabled: bool = True
+    #: how often the changed windows are written (with the Kafka positions, one transaction)
+    flush_ms: int = Field(default=250, ge=10, le=60_000)
+    #: positions are written at least this often while records arrive that change no window
+    commit_every_s: float = Field(default=5.0, gt=0)
+    #: windows are held until the slowest partition's horizon passes them, but at most this long
+    #: behind the newest event of their source (a partition lagging more than this updates Delta gold
+    #: only); also bounds memory
+    max_hold_s: int = Field(default=900, ge=60)
+
+
 class BatchSettings(Section):
     """The batch side that Airflow schedules: rollups, Delta maintenance, backfills, daily DQ reports."""
 
@@ -380,6 +396,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     sources: SourceSettings = SourceSettings()
     streaming: StreamingSettings = StreamingSettings()
+    serving: ServingSettings = ServingSettings()
     quality: QualitySettings = QualitySettings()
     batch: BatchSettings = BatchSettings()
     airflow: AirflowSettings = AirflowSettings()

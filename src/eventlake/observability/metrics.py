@@ -52,6 +52,14 @@ SINK_COMMIT = Histogram(
 )
 
 # data quality and alerting
+SERVING_RECORDS = Counter(
+    "eventlake_serving_records",
+    "Records the serving path read, by outcome (applied, invalid, late, duplicate, beyond_hold)",
+    ["source", "outcome"],
+)
+SERVING_FLUSH = Histogram(
+    "eventlake_serving_flush_seconds", "One serving-path write: gold rows and Kafka positions", buckets=LATENCY_BUCKETS
+)
 DQ_CHECKED = Counter("eventlake_dq_checked_rows", "Rows (or windows, batches) a rule checked", ["source", "rule"])
 DQ_FAILED = Counter("eventlake_dq_failed_rows", "Rows (or windows, batches) that failed a rule", ["source", "rule"])
 DQ_OPEN_ALERTS = Gauge("eventlake_dq_open_alerts", "Alerts currently firing", ["severity"])

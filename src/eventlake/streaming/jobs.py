@@ -21,6 +21,9 @@ from eventlake.observability.lag import LagCollector
 from eventlake.observability.server import kafka_check, postgres_check, serve_health
 from eventlake.quality.rules import load_quality
 from eventlake.quality.store import ensure_quality_tables
+from eventlake.serving.engine import ServingEndpoints
+from eventlake.serving.offsets import ensure_offsets_table
+from eventlake.serving.runner import ServingProcess, run_until_idle
 from eventlake.sources.produce import produce
 from eventlake.streaming.pipeline import LAYERS, OnePass, start_pass
 from eventlake.streaming.pipeline import Endpoints as PassEndpoints
@@ -54,6 +57,7 @@ def start_jobs(
     counts = counts if counts is not None else {}
     ends = PassEndpoints(live.kafka_bootstrap, live.registry_url, live.postgres_url)
     started: list[tuple[StreamingQuery, OnePass]] = []
+    serving = _start_serving(settings, live, until_idle=until_idle) if "gold" in jobs else None
     try:
         for source in settings.topics.sources:
             started.append(
@@ -70,35 +74,63 @@ def start_jobs(
                 )
             )
         if until_idle:
-            for q, _ in started:
-                while not q.awaitTermination(1):
-                    if poll is not None:
-                        poll()
-                if q.exception() is not None:
-                    raise query_failed(q)
+            _await_all([q for q, _ in started], poll)
     except BaseException:
         for q, _ in started:
             if q.isActive:
                 q.stop()
+        if serving is not None:
+            serving.stop()
         raise
     finally:
         if until_idle:
             for _, process in started:
                 process.flush()
                 process.close()
-    return Jobs(started)
+    return Jobs(started, serving)
+
+
+def _await_all(queries: list[StreamingQuery], poll: Callable[[], None] | None) -> None:
+    for q in queries:
+        while not q.awaitTermination(1):
+            if poll is not None:
+                poll()
+        if q.exception() is not None:
+            raise query_failed(q)
+
+
+def _start_serving(settings: Settings, live: Endpoints, *, until_idle: bool) -> ServingProcess | None:
+    """The serving path (PostgreSQL gold), if on: run to completion here (``until_idle``: first, so
+    that PostgreSQL gold is complete when the passes' anomaly detectors read it), else its process."""
+    if not settings.serving.enabled:
+        return None
+    at = ServingEndpoints(live.kafka_bootstrap, live.registry_url, live.postgres_url)
+    if until_idle:
+        run_until_idle(settings, at)
+        return None
+    return ServingProcess(settings, at).start()
 
 
 class Jobs(list[StreamingQuery]):
     """The started queries (a list, as Spark gives them), with their batch functions for a graceful ``stop``."""
 
-    def __init__(self, started: list[tuple[StreamingQuery, OnePass]]) -> None:
+    def __init__(self, started: list[tuple[StreamingQuery, OnePass]], serving: ServingProcess | None = None) -> None:
         super().__init__(q for q, _ in started)
         self.passes = [p for _, p in started]
+        self.serving = serving
+
+    def failure(self) -> str | None:
+        """Why the pipeline cannot go on, if it cannot: a failed query, or the serving path gone."""
+        failed = [q for q in self if not q.isActive and q.exception() is not None]
+        if failed:
+            return str(query_failed(failed[0]))
+        return self.serving.failure() if self.serving is not None else None
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop each query between micro-batches (or after ``timeout_s``), then write the open windows to
-        Delta gold so it matches PostgreSQL."""
+        """Stop the serving path (it writes what it holds), each query between micro-batches (or after
+        ``timeout_s``), then write the open windows to Delta gold so it matches PostgreSQL."""
+        if self.serving is not None:
+            self.serving.stop(timeout_s)
         _stop_between_batches(list(self), timeout_s)
         for p in self.passes:
             try:
@@ -110,6 +142,7 @@ class Jobs(list[StreamingQuery]):
 
 def _ensure_postgres(settings: Settings, url: str) -> None:
     ensure_state_tables(url)
+    ensure_offsets_table(url)
     ensure_quality_tables(url)
     for spec in GOLD_SPECS:
         if spec.source in settings.topics.sources:
@@ -250,9 +283,9 @@ def _wait(
     last_report = time.monotonic()
     try:
         while not stop.is_set():
-            failed = [q for q in queries if not q.isActive and q.exception() is not None]
-            if failed:
-                raise query_failed(failed[0])
+            failure = queries.failure()
+            if failure is not None:
+                raise RuntimeError(failure)
             if on_progress is not None and time.monotonic() - last_report >= progress_every_s:
                 on_progress(recorder.snapshot())
                 last_report = time.monotonic()

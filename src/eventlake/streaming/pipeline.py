@@ -10,7 +10,8 @@
         ├─ dedup against the open-window state (no silver scan)
         │    └─► silver/<source>      Delta append, marker                     [side thread]
         ├─ gold: touched windows from open-window state (this batch's rows included)
-        │    ├─► PostgreSQL gold_*    upsert + commits row, one transaction
+        │    ├─► PostgreSQL gold_*    upsert + commits row, one transaction (only with serving.enabled
+        │    │                        off: the serving path, eventlake.serving, writes it sub-second)
         │    └─► gold/<table>         Delta MERGE of the windows that closed  [side thread]
         └─ DQ: dq_metrics + alerts (PostgreSQL, once per batch), quality/metrics (Delta, marker)
 
@@ -96,6 +97,8 @@ class OnePass:
         self.bronze = "bronze" in layers
         self.silver = bool({"silver", "gold"} & layers)
         self.gold = "gold" in layers
+        # With the serving path on, PostgreSQL gold is its job (sub-second); the pass keeps Delta gold.
+        self.gold_pg = self.gold and not settings.serving.enabled
         self.counts, self.rules = counts, rules
         self.specs = SPECS_BY_SOURCE[source]
         self.detectors = tuple(d for d in detectors if d.table in {s.table for s in self.specs})
@@ -108,7 +111,7 @@ class OnePass:
         )
         self.sinks_dq = DeltaAppend(table(settings, "quality", "metrics"), f"{self.name}_dq", "quality/metrics")
         self.dlq = DeadLetters(live.bootstrap, settings.topics.dlq(source))
-        self.gold_pg = [PostgresUpsert(live.postgres_url, s, f"{self.name}:{s.table}") for s in self.specs]
+        self.gold_pg_sinks = [PostgresUpsert(live.postgres_url, s, f"{self.name}:{s.table}") for s in self.specs]
         self.gold_delta = [
             DeltaUpsert(table(settings, "gold", s.table), tuple(s.key_columns), f"gold/{s.table}") for s in self.specs
         ]
@@ -208,11 +211,11 @@ class OnePass:
                 with self._phase("dedup"):
                     inserted = self.windows.add(unique)  # held from now on; dropped again if the batch fails
                 side.append(self._side(self.sinks_silver, unique, batch_id))
-                if self.gold and inserted:
+                if self.gold_pg and inserted:
                     with self._phase("gold"):
                         self._gold_postgres(stats.minutes(), batch_id)
-            elif self.gold:
-                for sink in self.gold_pg:
+            elif self.gold_pg:
+                for sink in self.gold_pg_sinks:
                     sink.write_rows([], batch_id)  # the batch is applied (nothing to add)
             maxima = stats.maxima()
             save_watermarks(self.live.postgres_url, self.name, batch_id, maxima.items())
@@ -256,7 +259,7 @@ class OnePass:
 
     def _gold_postgres(self, minutes: list[dt.datetime], batch_id: int) -> None:
         """Upsert the exact rows of every window the batch's events fall in (the live serving layer)."""
-        for spec, sink in zip(self.specs, self.gold_pg, strict=True):
+        for spec, sink in zip(self.specs, self.gold_pg_sinks, strict=True):
             starts = touched(minutes, spec)
             held = self.windows.rows(starts[0], starts[-1] + dt.timedelta(minutes=spec.window_minutes))
             assert held is not None, "the state holds this batch's rows"

@@ -120,6 +120,25 @@ def longest_window_minutes(source: str) -> int:
     return max(s.window_minutes for s in SPECS_BY_SOURCE[source])
 
 
+def upsert_statement(spec: GoldSpec) -> sql.Composed:
+    """INSERT of one gold row (``spec.columns`` order) that replaces the window's row if it differs.
+    An unchanged row is left alone, so ``updated_at`` is when the window's values last changed."""
+    cols = spec.columns
+    values = [c for c in cols if c not in spec.key_columns]
+    return sql.SQL(
+        "INSERT INTO {t} AS t ({c}) VALUES ({v}) ON CONFLICT ({k}) DO UPDATE SET {u}, updated_at = now()"
+        " WHERE ({old}) IS DISTINCT FROM ({new})"
+    ).format(
+        t=sql.Identifier(spec.table),
+        c=sql.SQL(", ").join(sql.Identifier(c) for c in cols),
+        v=sql.SQL(", ").join(sql.Placeholder() for _ in cols),
+        k=sql.SQL(", ").join(sql.Identifier(c) for c in spec.key_columns),
+        u=sql.SQL(", ").join(sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in values),
+        old=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in values),
+        new=sql.SQL(", ").join(sql.SQL("excluded.{}").format(sql.Identifier(c)) for c in values),
+    )
+
+
 def ensure_gold_table(url: str, spec: GoldSpec) -> None:
     cols: list[sql.Composable] = [
         sql.SQL("window_start timestamptz NOT NULL"),

@@ -11,20 +11,7 @@ from pyspark.sql import DataFrame
 
 from eventlake import pg
 from eventlake.observability.metrics import SINK_COMMIT, SINK_ROWS
-from eventlake.streaming.specs import GoldSpec
-
-
-def _upsert(spec: GoldSpec) -> sql.Composed:
-    cols = spec.columns
-    return sql.SQL("INSERT INTO {t} ({c}) VALUES ({v}) ON CONFLICT ({k}) DO UPDATE SET {u}, updated_at = now()").format(
-        t=sql.Identifier(spec.table),
-        c=sql.SQL(", ").join(sql.Identifier(c) for c in cols),
-        v=sql.SQL(", ").join(sql.Placeholder() for _ in cols),
-        k=sql.SQL(", ").join(sql.Identifier(c) for c in spec.key_columns),
-        u=sql.SQL(", ").join(
-            sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in cols if c not in spec.key_columns
-        ),
-    )
+from eventlake.streaming.specs import GoldSpec, upsert_statement
 
 
 def upsert(url: str, spec: GoldSpec, query: str, batch_id: int, rows: list[tuple[object, ...]]) -> bool:
@@ -38,7 +25,7 @@ def upsert(url: str, spec: GoldSpec, query: str, batch_id: int, rows: list[tuple
         if done is None:
             return False
         if rows:
-            conn.cursor().executemany(_upsert(spec), rows)
+            conn.cursor().executemany(upsert_statement(spec), rows)
     return True
 
 

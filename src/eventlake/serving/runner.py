@@ -1,0 +1,60 @@
+"""The serving path in its own process beside the Spark driver (its own interpreter, so its
+per-record Python work never waits for the driver's or the demo producer's GIL)."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+from pathlib import Path
+
+from eventlake.config import Settings
+from eventlake.logs import configure_logging
+from eventlake.quality.rules import load_quality
+from eventlake.serving.engine import ServingEndpoints, ServingPath
+
+log = logging.getLogger(__name__)
+
+
+def run_until_idle(settings: Settings, live: ServingEndpoints) -> None:
+    """Apply everything the raw topics hold now, write it, return (in this process)."""
+    ServingPath(settings, live, load_quality(settings)).run(lambda: False, until_idle=True)
+
+
+def _serve(settings: Settings, live: ServingEndpoints, stop: mp.synchronize.Event, log_file: Path | None) -> None:
+    configure_logging(settings.log_level, log_file)
+    try:
+        ServingPath(settings, live, load_quality(settings)).run(stop.is_set)
+    except BaseException:
+        log.exception("serving path failed")
+        raise
+
+
+class ServingProcess:
+    """Start with :meth:`start`; :meth:`stop` asks it to write what it holds and exit."""
+
+    def __init__(self, settings: Settings, live: ServingEndpoints) -> None:
+        ctx = mp.get_context("spawn")  # no fork: the parent runs JVM gateway and sink threads
+        self._stop = ctx.Event()
+        handler = next((h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)), None)
+        log_file = Path(handler.baseFilename) if handler is not None else None
+        self.process = ctx.Process(
+            target=_serve, args=(settings, live, self._stop, log_file), name="eventlake-serving", daemon=True
+        )
+
+    def start(self) -> ServingProcess:
+        self.process.start()
+        return self
+
+    def failure(self) -> str | None:
+        """Why the process ended, if it ended on its own (None while it runs)."""
+        if self.process.is_alive() or self._stop.is_set():
+            return None
+        return f"serving path exited with code {self.process.exitcode} (its error is in the log)"
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        self.process.join(timeout_s)
+        if self.process.is_alive():
+            log.warning("serving path did not stop in time; terminating it", extra={"timeout_s": timeout_s})
+            self.process.terminate()
+            self.process.join(5)
