@@ -28,11 +28,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -112,7 +112,47 @@ def end_to_end(spark: Any, settings: Settings, n: int) -> tuple[Figures, list[fl
     return meter.figures("eventlake", n, seconds, batches=batches), durations
 
 
-def latency(spark: Any, settings: Settings, rate: float, seconds: float) -> tuple[dict[str, list[float]], float]:
+def serving_only(home: Path, tput: Settings, n: int) -> Figures:
+    """The serving path alone (``eventlake.serving``: decode, rules, lateness, dedup, exact windows of
+    every gold table of the source, PostgreSQL upserts with positions) on the pre-filled topic, in
+    this process: the figure to hold against Quix Streams, the other pure-Python stream processor."""
+    from eventlake.serving.engine import ServingEndpoints  # noqa: PLC0415
+    from eventlake.serving.offsets import ensure_offsets_table  # noqa: PLC0415
+    from eventlake.serving.runner import run_until_idle  # noqa: PLC0415
+    from eventlake.streaming.specs import GOLD_SPECS, ensure_gold_table  # noqa: PLC0415
+
+    settings = _settings(home, "serve")
+    settings.topics = tput.topics
+    live = endpoints(settings)
+    ensure_offsets_table(live.postgres_url)
+    for spec in GOLD_SPECS:
+        ensure_gold_table(live.postgres_url, spec)
+    meter = Meter(spark=False).start()
+    t = time.monotonic()
+    run_until_idle(settings, ServingEndpoints(live.kafka_bootstrap, live.registry_url, live.postgres_url))
+    seconds = time.monotonic() - t
+    meter.stop()
+    return meter.figures("serving_path", n, seconds)
+
+
+def _records(bootstrap: str, topics: list[str]) -> int:
+    """Records in ``topics`` (sum of high watermarks)."""
+    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-count"})
+    try:
+        total = 0
+        for topic in topics:
+            for p in c.list_topics(topic, timeout=10).topics[topic].partitions:
+                total += c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+        return total
+    finally:
+        c.close()
+
+
+def latency(
+    spark: Any, home: Path, settings: Settings, rate: float, seconds: float
+) -> tuple[dict[str, list[float]], float]:
     """Per gold table: seconds from window end to the window's final row in PostgreSQL; achieved ev/s."""
     from eventlake.streaming.jobs import JOBS, start_jobs  # noqa: PLC0415
     from eventlake.streaming.specs import SPECS_BY_SOURCE  # noqa: PLC0415
@@ -120,26 +160,26 @@ def latency(spark: Any, settings: Settings, rate: float, seconds: float) -> tupl
     live = endpoints(settings)
     queries = start_jobs(spark, settings, live, list(JOBS), until_idle=False)
     time.sleep(20)  # the first micro-batches warm the JVM up; the phase starts after them
-    stop = threading.Event()
-    summaries: list[ProduceSummary] = []
-    producer = threading.Thread(
-        target=lambda **kw: summaries.append(produce(**kw)),
-        kwargs={
-            "settings": settings,
-            "bootstrap": live.kafka_bootstrap,
-            "registry_url": live.registry_url,
-            "sources": list(SOURCES),
-            "count": None,
-            "rate": rate / len(SOURCES),
-            "stop": stop,
-        },
-    )
+    # The producer is what a user runs: one `eventlake produce --source all` process.
+    env = {
+        **_env(home),
+        "EVENTLAKE_POSTGRES_URL": live.postgres_url,
+        "EVENTLAKE_TOPICS_RAW_PREFIX": settings.topics.raw_prefix,
+        "EVENTLAKE_TOPICS_DLQ_PREFIX": settings.topics.dlq_prefix,
+        "EVENTLAKE_TOPICS_ALERTS": settings.topics.alerts,
+    }
+    cmd = [EVENTLAKE, "produce", "--source", "all", "--rate", f"{rate / len(SOURCES):g}"]
+    topics = [settings.topics.raw(s) for s in SOURCES]
+    before = _records(live.kafka_bootstrap, topics)
     phase_start = dt.datetime.now(dt.UTC)
-    producer.start()
+    producer = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(seconds)
-    stop.set()
-    producer.join()
+    producer.send_signal(signal.SIGINT)
+    _, err = producer.communicate(timeout=120)
     phase_end = dt.datetime.now(dt.UTC)
+    if producer.returncode not in (0, 130):
+        raise RuntimeError(f"producer failed ({producer.returncode}): {err.decode()[-2000:]}")
+    sent = _records(live.kafka_bootstrap, topics) - before
     time.sleep(max(10.0, settings.streaming.trigger_s * 5))  # the last windows' final batches
     queries.stop()  # between micro-batches, as Ctrl-C does
     out: dict[str, list[float]] = {}
@@ -155,8 +195,7 @@ def latency(spark: Any, settings: Settings, rate: float, seconds: float) -> tupl
                 (lo, hi),
             ).fetchall()
             out[spec.table] = [float(r[0]) for r in rows]
-    achieved = summaries[0].delivered / summaries[0].seconds if summaries else 0.0
-    return out, achieved
+    return out, sent / (phase_end - phase_start).total_seconds()
 
 
 def _prefill_silver(spark: Any, settings: Settings, source: str, rows: int) -> None:
@@ -243,7 +282,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--silver-sizes", default="0,5000000,20000000")
     parser.add_argument("--batch", type=int, default=200_000, help="records of the silver-scaling input")
-    parser.add_argument("--skip", default="", help="comma-separated phases to skip: peers,latency,silver")
+    parser.add_argument("--skip", default="", help="comma-separated phases to skip: peers,throughput,latency,silver")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
@@ -286,17 +325,20 @@ def run(home: Path, args: argparse.Namespace, skip: set[str]) -> None:
         lake = home / "bare-pass"
         peers["bare_spark_pass"] = bare_spark_pass(spark, live.kafka_bootstrap, topic, lake, live.registry_url, args.n)
         print(_line(peers["bare_spark_pass"], peers["fastavro"], "fastavro"), flush=True)
-    mine, _ = end_to_end(spark, settings, args.n)
-    print(_line(mine), flush=True)
-    for name in ("bare_spark_pass", "fastavro", "bare_consume", "quix"):
-        if name in peers:
-            print(f"ratio eventlake/{name} {mine.events_per_s / peers[name].events_per_s:.2f}", flush=True)
+    if "throughput" not in skip:
+        serving = serving_only(home, settings, args.n)
+        print(_line(serving, peers.get("quix"), "quix" if "quix" in peers else ""), flush=True)
+        mine, _ = end_to_end(spark, settings, args.n)
+        print(_line(mine), flush=True)
+        for name in ("bare_spark_pass", "fastavro", "bare_consume", "quix"):
+            if name in peers:
+                print(f"ratio eventlake/{name} {mine.events_per_s / peers[name].events_per_s:.2f}", flush=True)
     if "latency" not in skip:
         lat_settings = _settings(home, "lat", max_offsets_per_trigger=200_000)
         lat_settings.topics.sources = SOURCES
         provision_topics(admin_client(live.kafka_bootstrap), lat_settings.topics.specs(), 1)
         register_schemas(lat_settings, live.registry_url)
-        per_table, achieved = latency(spark, lat_settings, args.rate, args.seconds)
+        per_table, achieved = latency(spark, home, lat_settings, args.rate, args.seconds)
         everything = [v for vs in per_table.values() for v in vs]
         for name, values in [*per_table.items(), ("all", everything)]:
             if len(values) >= 2:

@@ -338,10 +338,12 @@ class AlertSettings(Section):
 
 
 class MetricsSettings(Section):
-    """``/metrics`` and ``/health/*`` of the streaming and producer processes (0 = a free port)."""
+    """``/metrics`` and ``/health/*`` of the streaming, serving and producer processes (0 = a free port)."""
 
     host: str = LOOPBACK
     streaming_port: Port = 0
+    #: the serving path's own process (``eventlake stream``/``run`` start it beside Spark)
+    serving_port: Port = 0
     producer_port: Port = 0
     #: a micro-batch slower than this is over the SLO (Prometheus rule, dashboard)
     batch_slo_s: float = Field(default=30.0, gt=0)

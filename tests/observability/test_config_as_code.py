@@ -261,6 +261,7 @@ def test_scrape_config_targets() -> None:
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     expected = {
         "eventlake-streaming": "streaming:9108",
+        "eventlake-serving": "streaming:9110",
         "eventlake-producer": "producer:9109",
         "eventlake-registry": "schema-registry:8081",
         "eventlake-dashboard": "dashboard:8050",

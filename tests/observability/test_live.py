@@ -172,7 +172,11 @@ def test_metrics_health_and_dashboard_during_a_real_run(
         lag_series = [ls for (nm, ls) in first if nm == "eventlake_kafka_consumer_lag"]
         assert len(lag_series) == len(SOURCES) * settings.topics.raw_spec.partitions
         assert value(first, "eventlake_dq_failed_rows_total", source="transactions") > 0  # 5 % faults
-        assert value(first, "eventlake_sink_rows_written_total", sink="postgres") > 0
+        # PostgreSQL gold is the serving path's: its own process, its own endpoint.
+        serving = scrape(str(json.loads((settings.home / "run" / "serving.json").read_text())["url"]))
+        assert value(serving, "eventlake_sink_rows_written_total", sink="postgres") > 0
+        assert value(serving, "eventlake_serving_records_total", outcome="applied") > 0
+        assert value(serving, "eventlake_serving_records_total", outcome="invalid") > 0  # the 5 % faults
 
         health = httpx.get(f"{url}/health/ready", timeout=10)
         assert health.status_code == 200 and set(health.json()["checks"]) == {"kafka", "postgres", "queries"}

@@ -26,7 +26,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from eventlake import pg
 from eventlake.config import Settings
-from eventlake.observability.metrics import SERVING_FLUSH, SERVING_RECORDS
+from eventlake.observability.metrics import SERVING_FLUSH, SERVING_RECORDS, SINK_ROWS
 from eventlake.quality.rules import Quality
 from eventlake.serving.classify import Decoder
 from eventlake.serving.offsets import BEGINNING, Position, load, save
@@ -172,7 +172,11 @@ class ServingPath:
                 if tp in self.parts:
                     self.parts[tp].eof = True
                 return
-            raise KafkaException(err)
+            if err.fatal():
+                raise KafkaException(err)
+            # librdkafka retries by itself (a broker restarting, a leader moving): say so, go on.
+            log.warning("serving path: Kafka error", extra={"topic": tp[0], "error": err.str()})
+            return
         part = self.parts[tp]
         part.eof = False
         part.next = msg.offset() + 1  # type: ignore[attr-defined]
@@ -230,6 +234,8 @@ class ServingPath:
             return
         self._rewrite_all = False
         SERVING_FLUSH.observe(time.perf_counter() - t)
+        for spec, batch in rows:
+            SINK_ROWS.labels("postgres", spec.table).inc(len(batch))
         for src, st in self.states.items():
             st.advance(floors[src])
         for tp, pos in zip(moved, positions, strict=True):

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 from pathlib import Path
+from typing import Any
 
 from eventlake.config import Settings
 from eventlake.logs import configure_logging
+from eventlake.observability.server import kafka_check, postgres_check, serve_health
 from eventlake.quality.rules import load_quality
 from eventlake.serving.engine import ServingEndpoints, ServingPath
 
@@ -20,13 +23,20 @@ def run_until_idle(settings: Settings, live: ServingEndpoints) -> None:
     ServingPath(settings, live, load_quality(settings)).run(lambda: False, until_idle=True)
 
 
-def _serve(settings: Settings, live: ServingEndpoints, stop: mp.synchronize.Event, log_file: Path | None) -> None:
+def _serve(
+    settings: Settings, live: ServingEndpoints, stop: mp.synchronize.Event, errors: Any, log_file: Path | None
+) -> None:
     configure_logging(settings.log_level, log_file)
+    checks = {"kafka": kafka_check(live.bootstrap), "postgres": postgres_check(live.postgres_url)}
+    server = serve_health(settings, "serving", checks, settings.metrics.serving_port)
     try:
         ServingPath(settings, live, load_quality(settings)).run(stop.is_set)
-    except BaseException:
+    except BaseException as err:
         log.exception("serving path failed")
+        errors.put(f"{type(err).__name__}: {err}"[:2000])  # for the parent's error message
         raise
+    finally:
+        server.stop()
 
 
 class ServingProcess:
@@ -35,10 +45,15 @@ class ServingProcess:
     def __init__(self, settings: Settings, live: ServingEndpoints) -> None:
         ctx = mp.get_context("spawn")  # no fork: the parent runs JVM gateway and sink threads
         self._stop = ctx.Event()
+        self._errors = ctx.SimpleQueue()
+        # Log where the parent's eventlake logging goes (its file, under EVENTLAKE_HOME, or stderr).
         handler = next((h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)), None)
-        log_file = Path(handler.baseFilename) if handler is not None else None
+        log_file = Path(handler.baseFilename) if handler is not None and handler.baseFilename != os.devnull else None
         self.process = ctx.Process(
-            target=_serve, args=(settings, live, self._stop, log_file), name="eventlake-serving", daemon=True
+            target=_serve,
+            args=(settings, live, self._stop, self._errors, log_file),
+            name="eventlake-serving",
+            daemon=True,
         )
 
     def start(self) -> ServingProcess:
@@ -49,7 +64,8 @@ class ServingProcess:
         """Why the process ended, if it ended on its own (None while it runs)."""
         if self.process.is_alive() or self._stop.is_set():
             return None
-        return f"serving path exited with code {self.process.exitcode} (its error is in the log)"
+        why = self._errors.get() if not self._errors.empty() else "no error reported (killed?)"
+        return f"serving path exited with code {self.process.exitcode}: {why}"
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()

@@ -285,6 +285,7 @@ def _wait(
         while not stop.is_set():
             failure = queries.failure()
             if failure is not None:
+                log.error("the pipeline cannot go on; stopping it", extra={"error": failure[:3000]})
                 raise RuntimeError(failure)
             if on_progress is not None and time.monotonic() - last_report >= progress_every_s:
                 on_progress(recorder.snapshot())

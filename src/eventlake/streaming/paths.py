@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 from eventlake.config import Settings
 from eventlake.lake import local_path
+
+log = logging.getLogger(__name__)
 
 
 def spark_uri(uri: str) -> str:
@@ -28,6 +33,27 @@ def table(settings: Settings, layer: str, name: str) -> str:
 def checkpoint(settings: Settings, query: str) -> str:
     root = settings.streaming.checkpoint_dir or (settings.home / "checkpoints").as_uri()
     return f"{spark_uri(root).rstrip('/')}/{query}"
+
+
+def clear_interrupted_writes(location: str) -> list[str]:
+    """Remove the temporary files a killed query left in its offset and commit logs; returns them.
+
+    Spark writes each log entry to ``.<batch>.<uuid>.tmp`` and renames it into place, so such a file
+    is never a committed entry. But a query killed between the two (kill -9 while it writes batch 0's
+    offsets) cannot start again: Spark 4 then finds the offset log "not empty on batch 0"
+    (``STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY``). Local checkpoints only; object stores have no
+    rename, and Spark writes their logs without temporary files.
+    """
+    if "://" in location:
+        return []
+    removed = []
+    for log_dir in ("offsets", "commits"):
+        for leftover in sorted((Path(location) / log_dir).glob(".*.tmp*")):
+            leftover.unlink()
+            removed.append(str(leftover))
+    if removed:
+        log.warning("removed the unfinished writes of a killed query", extra={"files": removed})
+    return removed
 
 
 def with_trigger(writer: DataStreamWriter, settings: Settings, *, until_idle: bool) -> DataStreamWriter:

@@ -52,7 +52,7 @@ from eventlake.quality.rules import Detector, SourceRules
 from eventlake.quality.store import METRICS_SCHEMA, BatchFacts, record_batch
 from eventlake.streaming import silver as sv
 from eventlake.streaming.gold import aggregate, touched, window_rows
-from eventlake.streaming.paths import checkpoint, table, with_trigger
+from eventlake.streaming.paths import checkpoint, clear_interrupted_writes, table, with_trigger
 from eventlake.streaming.schemas import SchemaCache
 from eventlake.streaming.sinks import DeadLetters, DeltaAppend, DeltaUpsert, PostgresUpsert
 from eventlake.streaming.specs import SPECS_BY_SOURCE, longest_window_minutes, state_columns
@@ -382,11 +382,13 @@ def start_pass(
 ) -> tuple[StreamingQuery, OnePass]:
     """Start the one-pass query of ``source``; returns it with its batch function (close it after the query)."""
     name = query_name(source)
+    location = checkpoint(settings, name)
+    clear_interrupted_writes(location)
     process = OnePass(spark, settings, source, live, layers=layers, counts=counts, rules=rules, detectors=detectors)
     writer = (
         kafka_stream(spark, settings, source, live.bootstrap)
         .writeStream.queryName(name)
         .foreachBatch(process)
-        .option("checkpointLocation", checkpoint(settings, name))
+        .option("checkpointLocation", location)
     )
     return with_trigger(writer, settings, until_idle=until_idle).start(), process
