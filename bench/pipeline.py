@@ -42,6 +42,7 @@ import psycopg
 
 from eventlake.config import Settings, load_settings
 from eventlake.kafka.admin import admin_client, provision_topics
+from eventlake.logs import configure_logging
 from eventlake.registry.client import register_schemas
 from eventlake.services import endpoints
 from eventlake.sources.produce import ProduceSummary, produce
@@ -283,8 +284,11 @@ def main() -> None:
     parser.add_argument("--silver-sizes", default="0,5000000,20000000")
     parser.add_argument("--batch", type=int, default=200_000, help="records of the silver-scaling input")
     parser.add_argument("--skip", default="", help="comma-separated phases to skip: peers,throughput,latency,silver")
+    parser.add_argument("--log", type=Path, default=Path(tempfile.gettempdir()) / "eventlake-bench-pipeline.log")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    configure_logging("INFO", args.log)  # the figures go to stdout, eventlake's own log here
+    print(f"log {args.log}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         home = Path(tmp)
         subprocess.run([EVENTLAKE, "up"], env=_env(home), check=True, capture_output=True)

@@ -239,6 +239,9 @@ class StreamingSettings(Section):
     max_offsets_per_trigger: int = Field(default=200_000, gt=0)
     #: checkpoints; default <home>/checkpoints (put it next to an S3 lake in production)
     checkpoint_dir: str | None = None
+    #: CPU priority of the local Spark JVM (Linux nice, 0 = unchanged): on a machine it shares with the
+    #: serving path and producers, the lake path yields and falls behind first, PostgreSQL does not
+    jvm_nice: int = Field(default=10, ge=0, le=19)
 
 
 class ServingSettings(Section):

@@ -130,3 +130,21 @@ def test_kill_9_mid_stream_loses_duplicates_and_regresses_nothing(
     assert_gold_matches(settings, source, recompute.gold(source, raw.records), delta=False)
     sliding = recompute.sliding_transactions(raw.records)
     assert_gold_matches(settings, source, sliding, table="gold_transactions_5m_sliding", delta=False)
+
+
+def test_a_failed_serving_process_says_why_and_a_stopped_one_exits_cleanly(
+    stack: Stack, make_settings: MakeSettings, tmp_path: Any
+) -> None:
+    settings, _, at = _prepare(stack, make_settings, tmp_path, ("transactions",))
+    proc = ServingProcess(settings, at).start()
+    time.sleep(3)
+    assert proc.failure() is None
+    proc.stop()
+    assert proc.process.exitcode == 0 and proc.failure() is None
+
+    dead = ServingEndpoints(at.bootstrap, "http://127.0.0.1:9", at.postgres_url)  # nothing listens there
+    broken = ServingProcess(settings, dead).start()
+    broken.process.join(60)
+    assert broken.process.exitcode == 1
+    failure = broken.failure()
+    assert failure is not None and "ConnectError" in failure, failure

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 import fastavro
+import httpx
 
 from eventlake.quality.rules import AllowedValues, NotNull, RangeRule, Regex, RowRule, SourceRules
 from eventlake.streaming.schemas import SchemaCache
@@ -62,10 +63,17 @@ class Decoder:
         self._refresh()
 
     def _refresh(self) -> None:
-        writers = self.schemas.subject_writers()
+        self._refreshed = time.monotonic()
+        try:
+            writers = self.schemas.subject_writers()
+        except httpx.HTTPStatusError as err:
+            if err.response.status_code != 404:
+                raise
+            # Nothing produced yet: every record is "unknown schema id" until a version is registered.
+            log.info("subject not registered yet", extra={"subject": self.schemas.subject})
+            return
         self._reader = fastavro.parse_schema(json.loads(self.schemas.reader))
         self._writers = {i: fastavro.parse_schema(json.loads(w)) for i, w in writers.items()}
-        self._refreshed = time.monotonic()
 
     def _writer(self, schema_id: int) -> Any:
         writer = self._writers.get(schema_id)

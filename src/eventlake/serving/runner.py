@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,10 @@ def run_until_idle(settings: Settings, live: ServingEndpoints) -> None:
 def _serve(
     settings: Settings, live: ServingEndpoints, stop: mp.synchronize.Event, errors: Any, log_file: Path | None
 ) -> None:
+    # Ctrl-C reaches the whole process group: the parent stops us through ``stop`` (we write what we
+    # hold, then exit); a SIGTERM sent to this process alone does the same.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     configure_logging(settings.log_level, log_file)
     checks = {"kafka": kafka_check(live.bootstrap), "postgres": postgres_check(live.postgres_url)}
     server = serve_health(settings, "serving", checks, settings.metrics.serving_port)
@@ -45,6 +50,7 @@ class ServingProcess:
     def __init__(self, settings: Settings, live: ServingEndpoints) -> None:
         ctx = mp.get_context("spawn")  # no fork: the parent runs JVM gateway and sink threads
         self._stop = ctx.Event()
+        self._stopping = False  # set by this side: an exit after it is no failure
         self._errors = ctx.SimpleQueue()
         # Log where the parent's eventlake logging goes (its file, under EVENTLAKE_HOME, or stderr).
         handler = next((h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)), None)
@@ -62,12 +68,13 @@ class ServingProcess:
 
     def failure(self) -> str | None:
         """Why the process ended, if it ended on its own (None while it runs)."""
-        if self.process.is_alive() or self._stop.is_set():
+        if self.process.is_alive() or self._stopping:
             return None
         why = self._errors.get() if not self._errors.empty() else "no error reported (killed?)"
         return f"serving path exited with code {self.process.exitcode}: {why}"
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        self._stopping = True
         self._stop.set()
         self.process.join(timeout_s)
         if self.process.is_alive():

@@ -6,6 +6,7 @@ A real cluster works by config alone (``EVENTLAKE_STREAMING_MASTER=spark://...``
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -16,6 +17,8 @@ from pyspark.sql import SparkSession
 from eventlake.config import Settings
 from eventlake.jvm import classpath, find_java
 from eventlake.lake import s3_credentials
+
+log = logging.getLogger(__name__)
 
 _JAR = re.compile(r"^(?P<artifact>.+?)-(?P<version>\d[\w.\-]*)\.jar$")
 # Transitive jars that pyspark already ships in another version, or that only serve an old one.
@@ -129,4 +132,35 @@ def build_spark(settings: Settings, app_name: str = "eventlake", *, s3_endpoint:
                 "spark.hadoop.fs.s3a.secret.key", credentials[1]
             )
         builder = builder.config("spark.hadoop.fs.s3a.endpoint.region", s3.region)
-    return builder.getOrCreate()
+    spark = builder.getOrCreate()
+    if settings.streaming.jvm_nice:
+        lower_priority(_jvm_pid(spark), settings.streaming.jvm_nice)
+    return spark
+
+
+def _jvm_pid(spark: SparkSession) -> int | None:
+    proc = getattr(spark.sparkContext._gateway, "proc", None)  # None when attached to a running JVM
+    return int(proc.pid) if proc is not None else None
+
+
+def lower_priority(pid: int | None, nice: int) -> int:
+    """Raise the nice value of every thread of process ``pid`` to at least ``nice``; returns how many.
+
+    Linux schedules threads, and ``setpriority`` on a pid changes only its main thread, so each task is
+    set; threads started later inherit it. Why: on a machine shared with the serving path and a
+    producer, the lake path (throughput work, a backlog it catches up on) must yield the CPU to them,
+    or PostgreSQL falls behind with it.
+    """
+    if pid is None or not Path(f"/proc/{pid}/task").is_dir():
+        return 0
+    changed = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            tid = int(task.name)
+            if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+                changed += 1
+        except (ProcessLookupError, PermissionError) as err:
+            log.debug("thread priority unchanged", extra={"tid": task.name, "error": str(err)})
+    log.info("spark jvm priority lowered", extra={"pid": pid, "nice": nice, "threads": changed})
+    return changed
