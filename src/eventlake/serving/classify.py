@@ -11,12 +11,13 @@ the dead-letter topic are the lake's job; here a record is either an event of th
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import logging
+import math
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import fastavro
@@ -26,24 +27,42 @@ from eventlake.quality.rules import AllowedValues, NotNull, RangeRule, Regex, Ro
 from eventlake.streaming.schemas import SchemaCache
 
 log = logging.getLogger(__name__)
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-MS = dt.timedelta(milliseconds=1)
 
 
 def failed(rule: RowRule, record: dict[str, Any]) -> bool:
     """True where ``record`` fails ``rule`` (``quality.checks.failed``, evaluated on one record)."""
-    value = record.get(rule.field)
+    return predicate(rule)(record)
+
+
+def predicate(rule: RowRule) -> Callable[[dict[str, Any]], bool]:
+    """``rule`` as a function of one record, True where it fails (built once: the hot loop has no
+    type dispatch)."""
+    field = rule.field
     if isinstance(rule, NotNull):
-        return value is None
-    if value is None:
-        return False
+        return lambda r: r.get(field) is None
     if isinstance(rule, RangeRule):
-        return (rule.min is not None and value < rule.min) or (rule.max is not None and value > rule.max)
+        lo = rule.min if rule.min is not None else -math.inf
+        hi = rule.max if rule.max is not None else math.inf
+        return lambda r: (v := r.get(field)) is not None and not lo <= v <= hi
     if isinstance(rule, AllowedValues):
-        return value not in rule.values
+        allowed = frozenset(rule.values)
+        return lambda r: (v := r.get(field)) is not None and v not in allowed
     if isinstance(rule, Regex):
-        return re.search(rule.pattern, str(value)) is None
+        pattern = re.compile(rule.pattern)
+        return lambda r: (v := r.get(field)) is not None and pattern.search(str(v)) is None
     raise TypeError(f"not a row rule: {rule!r}")
+
+
+def _millis(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with ``event_time`` read as its long (epoch ms): no datetime per record."""
+
+    def plain(f: dict[str, Any]) -> dict[str, Any]:
+        t = f["type"]
+        if f["name"] == "event_time" and isinstance(t, dict) and t.get("logicalType") == "timestamp-millis":
+            return {**f, "type": "long"}
+        return f
+
+    return {**schema, "fields": [plain(f) for f in schema["fields"]]}
 
 
 class Decoder:
@@ -55,9 +74,9 @@ class Decoder:
 
     def __init__(self, schemas: SchemaCache, rules: SourceRules, *, future_skew_s: int) -> None:
         self.schemas = schemas
-        self.critical = tuple(r for r in rules.row if r.severity == "critical")
+        self.critical = tuple(predicate(r) for r in rules.row if r.severity == "critical")
         self.skew_ms = future_skew_s * 1000
-        self._writers: dict[int, Any] = {}
+        self._writers: dict[int, Any] = {}  # id -> (writer, reader or None when they are the same)
         self._reader: Any = None
         self._refreshed = 0.0
         self._refresh()
@@ -72,8 +91,14 @@ class Decoder:
             # Nothing produced yet: every record is "unknown schema id" until a version is registered.
             log.info("subject not registered yet", extra={"subject": self.schemas.subject})
             return
-        self._reader = fastavro.parse_schema(json.loads(self.schemas.reader))
-        self._writers = {i: fastavro.parse_schema(json.loads(w)) for i, w in writers.items()}
+        reader_text = self.schemas.reader
+        self._reader = fastavro.parse_schema(_millis(json.loads(reader_text)))
+        # Resolving a writer against the reader costs fastavro about as much as decoding: skip it for
+        # the ids whose schema is the reader itself (all records until a new version appears).
+        self._writers = {
+            i: (fastavro.parse_schema(_millis(json.loads(w))), None if w == reader_text else self._reader)
+            for i, w in writers.items()
+        }
 
     def _writer(self, schema_id: int) -> Any:
         writer = self._writers.get(schema_id)
@@ -86,24 +111,26 @@ class Decoder:
         """The decoded Avro record, or None: not the wire format, an unknown schema id, undecodable."""
         if value is None or len(value) < 5 or value[0] != 0:
             return None
-        writer = self._writer(int.from_bytes(value[1:5], "big"))
-        if writer is None:
+        schemas = self._writer(int.from_bytes(value[1:5], "big"))
+        if schemas is None:
             return None
         try:
-            record = fastavro.schemaless_reader(io.BytesIO(value[5:]), writer, self._reader)
+            record = fastavro.schemaless_reader(io.BytesIO(value[5:]), schemas[0], schemas[1])
         except Exception:  # an undecodable body is data, quarantined by the lake path
             return None
         return record if isinstance(record, dict) else None
 
     def decode(self, value: bytes | None, kafka_ts_ms: int) -> dict[str, Any] | None:
-        """The valid record (``event_time`` as epoch ms under ``_ms``), or None if silver rejects it."""
+        """The valid record (``event_time`` and ``_ms``: epoch ms), or None if silver rejects it."""
         record = self._body(value)
-        if record is None or any(failed(rule, record) for rule in self.critical):
+        if record is None:
             return None
-        t = record.get("event_time")
-        if t is None:
+        for fails in self.critical:
+            if fails(record):
+                return None
+        ms = record.get("event_time")
+        if ms is None:
             return None
-        ms = t if isinstance(t, int) else (t - EPOCH) // MS
         if ms > kafka_ts_ms + self.skew_ms:
             return None  # future
         record["_ms"] = ms
