@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import signal
 import statistics
@@ -151,6 +152,38 @@ def _records(bootstrap: str, topics: list[str]) -> int:
         c.close()
 
 
+def _print_serving_delay(settings: Settings) -> None:
+    """The serving path's own delay (Kafka timestamp of a write's newest record -> write done), from its
+    histogram: what the pipeline adds to a window's latency beyond the events' own arrival."""
+    import httpx  # noqa: PLC0415
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    record = settings.home / "run" / "serving.json"
+    if not record.exists():
+        print("serving_delay unavailable (no serving process)", flush=True)
+        return
+    text = httpx.get(f"{json.loads(record.read_text())['url']}/metrics", timeout=10).text
+    buckets = [
+        (float(s.labels["le"]), s.value)
+        for fam in text_string_to_metric_families(text)
+        if fam.name == "eventlake_serving_delay_seconds"
+        for s in fam.samples
+        if s.name.endswith("_bucket")
+    ]
+    total = max((v for _, v in buckets), default=0.0)
+    if not total:
+        print("serving_delay: no writes observed", flush=True)
+        return
+
+    def upper(q: float) -> float:
+        return next(le for le, v in sorted(buckets) if v >= q * total)
+
+    print(
+        f"serving_delay kafka_to_postgres p50 <= {upper(0.5):g} s  p99 <= {upper(0.99):g} s  writes {total:.0f}",
+        flush=True,
+    )
+
+
 def latency(
     spark: Any, home: Path, settings: Settings, rate: float, seconds: float
 ) -> tuple[dict[str, list[float]], float]:
@@ -182,6 +215,7 @@ def latency(
         raise RuntimeError(f"producer failed ({producer.returncode}): {err.decode()[-2000:]}")
     sent = _records(live.kafka_bootstrap, topics) - before
     time.sleep(max(10.0, settings.streaming.trigger_s * 5))  # the last windows' final batches
+    _print_serving_delay(settings)
     queries.stop()  # between micro-batches, as Ctrl-C does
     out: dict[str, list[float]] = {}
     # Whole minutes inside the phase only: the first and the last are partial.

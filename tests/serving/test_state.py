@@ -111,3 +111,14 @@ def test_percentile_is_sparks_linear_interpolation() -> None:
         s.add(0, {"event_id": str(i), "_ms": T0 + i, "device_id": "d", "sensor_type": "t", "value": v})
     (row,) = rows(s, "gold_iot_sensors_1m").values()
     assert row == (7, sum(values) / 7, 1.0, 9.0, p95(values))
+
+
+def test_ids_are_dropped_at_the_lateness_horizon_before_their_windows() -> None:
+    s = new_state()
+    s.add(0, txn("a", T0))
+    s.add(0, txn("b", T0 + 3 * MINUTE_MS))  # minute 0 is now behind the lateness horizon (2 min)
+    s.advance()
+    assert s.held == 1, "the id of minute 0 is gone"
+    assert s.floor < T0 // MINUTE_MS + 1, "its cells are still held (windows up to 5 min can change)"
+    s.add(0, txn("a", T0))  # its repeat is late, not counted again
+    assert s.outcomes["late"] == 1 and s.outcomes["applied"] == 2

@@ -57,6 +57,11 @@ SERVING_RECORDS = Counter(
     "Records the serving path read, by outcome (applied, invalid, late, duplicate, beyond_hold)",
     ["source", "outcome"],
 )
+SERVING_DELAY = Histogram(
+    "eventlake_serving_delay_seconds",
+    "Kafka timestamp of the newest record a serving-path write includes to the end of that write",
+    buckets=LATENCY_BUCKETS,
+)
 SERVING_FLUSH = Histogram(
     "eventlake_serving_flush_seconds", "One serving-path write: gold rows and Kafka positions", buckets=LATENCY_BUCKETS
 )

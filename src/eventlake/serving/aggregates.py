@@ -10,6 +10,7 @@ A window of several minutes (the sliding table) combines its minutes' cells.
 from __future__ import annotations
 
 import re
+from bisect import insort
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,7 +83,7 @@ class Cell:
             if kind == "distinct":
                 part.add(v)
             elif kind == "percentile":
-                part.append(v)
+                insort(part, v)  # kept sorted: a window's p95 is read on every write
             elif kind in ("sum", "avg"):
                 part[0] += v
                 part[1] += 1
@@ -117,7 +118,7 @@ def values(aggs: Sequence[Agg], cells: Sequence[Cell]) -> tuple[Any, ...]:
         elif kind == "distinct":
             out.append(len(set().union(*parts)) if len(parts) > 1 else len(parts[0]))
         elif kind == "percentile":
-            vals = sorted(v for p in parts for v in p)
+            vals = parts[0] if len(parts) == 1 else sorted(v for p in parts for v in p)
             out.append(percentile(vals, a.arg) if vals else None)
         elif kind in ("sum", "avg"):
             total, n = sum(p[0] for p in parts), sum(p[1] for p in parts)

@@ -22,11 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from eventlake import pg
 from eventlake.config import Settings
-from eventlake.observability.metrics import SERVING_FLUSH, SERVING_RECORDS, SINK_ROWS
+from eventlake.observability.metrics import SERVING_DELAY, SERVING_FLUSH, SERVING_RECORDS, SINK_ROWS
 from eventlake.quality.rules import Quality
 from eventlake.serving.classify import Decoder
 from eventlake.serving.offsets import BEGINNING, Position, load, save
@@ -105,6 +105,7 @@ class ServingPath:
         self.replaying = False
         self._last_commit = 0.0
         self._rewrite_all = False
+        self._newest_ts = 0  # Kafka timestamp (ms) of the newest record read
         self._conn: psycopg.Connection | None = None
         self._upserts = {spec.table: upsert_statement(spec) for src in self.sources for spec in SPECS_BY_SOURCE[src]}
 
@@ -164,9 +165,9 @@ class ServingPath:
             self.consumer.close()
             self._close_connection()
 
-    def _handle(self, msg: object) -> None:
-        err = msg.error()  # type: ignore[attr-defined]
-        tp = (msg.topic(), msg.partition())  # type: ignore[attr-defined]
+    def _handle(self, msg: Message) -> None:
+        err = msg.error()
+        tp = (str(msg.topic()), int(msg.partition() or 0))
         if err is not None:
             if err.code() == KafkaError._PARTITION_EOF:
                 if tp in self.parts:
@@ -179,9 +180,11 @@ class ServingPath:
             return
         part = self.parts[tp]
         part.eof = False
-        part.next = msg.offset() + 1  # type: ignore[attr-defined]
+        part.next = int(msg.offset() or 0) + 1
         source = part.source
-        record = self.decoders[source].decode(msg.value(), msg.timestamp()[1])  # type: ignore[attr-defined]
+        ts = msg.timestamp()[1]
+        self._newest_ts = max(self._newest_ts, ts)
+        record = self.decoders[source].decode(msg.value(), ts)
         if record is None:
             SERVING_RECORDS.labels(source, "invalid").inc()
             return
@@ -234,6 +237,8 @@ class ServingPath:
             return
         self._rewrite_all = False
         SERVING_FLUSH.observe(time.perf_counter() - t)
+        if rows and self._newest_ts > 0:
+            SERVING_DELAY.observe(max(0.0, time.time() - self._newest_ts / 1000))
         for spec, batch in rows:
             SINK_ROWS.labels("postgres", spec.table).inc(len(batch))
         for src, st in self.states.items():

@@ -4,17 +4,17 @@ Decisions are silver's (``streaming.silver``, ``streaming.windows``), made per r
 
 * **late**: older than the newest valid event seen before it in its Kafka partition minus
   ``streaming.allowed_lateness_s``;
-* **duplicate**: an ``event_id`` already held (duplicates carry their original's event time, so
-  holding ids as long as their windows is holding them within the lateness horizon);
+* **duplicate**: an ``event_id`` already held; ids are held down to the slowest partition's lateness
+  horizon (duplicates carry their original's event time, so an older repeat is late anyway);
 * every other event is added to one cell per gold table: (minute, group).
 
 **What is held, and for how long.** A window can still change while some partition of the source
-can still send events into it, so cells and ids are kept down to a *floor*: the slowest partition's
+can still send events into it, so cells are kept down to a *floor*: the slowest partition's
 newest event minus the lateness, the longest window and a minute (the lake path's horizon), but
 never more than ``serving.max_hold_s`` behind the newest event of the source, so one partition that
 stops sending cannot pin memory. An event whose windows reach below the floor (only possible for a
 partition lagging the others by more than ``max_hold_s``) is not applied to the live view; it is
-counted in ``eventlake_serving_beyond_hold_total``, and the lake's gold still has it.
+counted in ``eventlake_serving_records_total{outcome="beyond_hold"}``, and the lake's gold has it.
 """
 
 from __future__ import annotations
@@ -119,8 +119,18 @@ class SourceState:
         return max(self.floor, max(slowest - self.keep_ms, fastest - self.max_hold_ms) // MINUTE_MS)
 
     def advance(self, floor: int | None = None) -> None:
-        """Raise the floor (default: :meth:`next_floor`) and drop what fell below it."""
+        """Raise the floor (default: :meth:`next_floor`) and drop what fell below it.
+
+        Ids go sooner than cells: a repeat of an event older than every partition's lateness horizon
+        is late wherever it arrives, so ids are kept only down to the slowest horizon (a third of the
+        memory of keeping them with their windows)."""
         floor = self.next_floor() if floor is None else floor
+        if self.newest:
+            slowest, fastest = min(self.newest.values()), max(self.newest.values())
+            ids_floor_ms = max(slowest - self.lateness_ms, fastest - self.max_hold_ms)
+            for m in [m for m in self._ids_by_minute if (m + 1) * MINUTE_MS <= ids_floor_ms]:
+                for event_id in self._ids_by_minute.pop(m):
+                    self._ids.pop(event_id, None)
         if floor <= self.floor:
             return
         self.floor = floor

@@ -165,7 +165,9 @@ def run_jobs(
     (``feed``) a generated stream into the raw topics, as ``eventlake run`` shows.
 
     Without ``until_idle`` it blocks until ``stop`` is set (None: until SIGTERM/Ctrl-C, which
-    needs the main thread), then stops the queries between micro-batches. With it, ``on_offsets``
+    needs the main thread), then stops the queries between micro-batches. The serving path then runs
+    in a process of its own, started with multiprocessing's ``spawn``: a script that calls this must
+    guard its entry point with ``if __name__ == "__main__":``. With it, ``on_offsets``
     gets the offsets each query has read up to, about once a second (a progress bar's input).
     """
     from eventlake.streaming.session import build_spark  # noqa: PLC0415 - keeps pyspark out of module import
