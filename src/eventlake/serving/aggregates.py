@@ -85,7 +85,7 @@ class Cell:
             elif kind == "percentile":
                 insort(part, v)  # kept sorted: a window's p95 is read on every write
             elif kind in ("sum", "avg"):
-                part[0] += v
+                part[0] += exact(v)
                 part[1] += 1
             elif kind == "min":
                 self.parts[i] = v if part is None or v < part else part
@@ -99,7 +99,7 @@ def _empty(a: Agg) -> Any:
     if a.kind == "percentile":
         return []
     if a.kind in ("sum", "avg"):
-        return [0.0, 0]
+        return [0, 0]  # exact sum (see ``exact``), count
     if a.kind == "count_if":
         return 0
     return None
@@ -122,11 +122,23 @@ def values(aggs: Sequence[Agg], cells: Sequence[Cell]) -> tuple[Any, ...]:
             out.append(percentile(vals, a.arg) if vals else None)
         elif kind in ("sum", "avg"):
             total, n = sum(p[0] for p in parts), sum(p[1] for p in parts)
-            out.append(None if n == 0 else (total if kind == "sum" else total / n))
+            out.append(None if n == 0 else total / (_ONE if kind == "sum" else _ONE * n))
         else:
             present = [p for p in parts if p is not None]
             out.append((min if kind == "min" else max)(present) if present else None)
     return tuple(out)
+
+
+#: 2**1074: every double is an integer multiple of 2**-1074, so sums in these units are exact integers
+_ONE = 1 << 1074
+
+
+def exact(v: float) -> int:
+    """``v`` in units of 2**-1074, exactly. Sums of these are exact whatever the order the events came
+    in, and ``total / _ONE`` rounds once, correctly: a window recomputed after a restart (partitions
+    interleaved differently) gets the very same float, so its row is not rewritten."""
+    n, d = float(v).as_integer_ratio()  # d is a power of two
+    return n << (1075 - d.bit_length())
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:
