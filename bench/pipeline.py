@@ -118,7 +118,6 @@ def serving_only(home: Path, tput: Settings, n: int) -> Figures:
     """The serving path alone (``eventlake.serving``: decode, rules, lateness, dedup, exact windows of
     every gold table of the source, PostgreSQL upserts with positions) on the pre-filled topic, in
     this process: the figure to hold against Quix Streams, the other pure-Python stream processor."""
-    from eventlake.serving.engine import ServingEndpoints  # noqa: PLC0415
     from eventlake.serving.offsets import ensure_offsets_table  # noqa: PLC0415
     from eventlake.serving.runner import run_until_idle  # noqa: PLC0415
     from eventlake.streaming.specs import GOLD_SPECS, ensure_gold_table  # noqa: PLC0415
@@ -131,7 +130,7 @@ def serving_only(home: Path, tput: Settings, n: int) -> Figures:
         ensure_gold_table(live.postgres_url, spec)
     meter = Meter(spark=False).start()
     t = time.monotonic()
-    run_until_idle(settings, ServingEndpoints(live.kafka_bootstrap, live.registry_url, live.postgres_url))
+    run_until_idle(settings, live)
     seconds = time.monotonic() - t
     meter.stop()
     return meter.figures("serving_path", n, seconds)

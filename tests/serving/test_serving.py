@@ -3,6 +3,7 @@ an independent recompute from the raw topics, also after kill -9 mid-stream, and
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -13,7 +14,6 @@ import psycopg
 import pytest
 
 from eventlake.services import Stack, endpoints
-from eventlake.serving.engine import ServingEndpoints
 from eventlake.serving.offsets import ensure_offsets_table
 from eventlake.serving.runner import ServingProcess, run_until_idle
 from eventlake.sources.produce import produce
@@ -33,7 +33,7 @@ def _prepare(stack: Stack, make_settings: MakeSettings, tmp_path: Any, sources: 
     ensure_offsets_table(live.postgres_url)
     for spec in GOLD_SPECS:
         ensure_gold_table(live.postgres_url, spec)
-    return settings, live, ServingEndpoints(live.kafka_bootstrap, live.registry_url, live.postgres_url)
+    return settings, live
 
 
 def _table(url: str, name: str) -> list[tuple[Any, ...]]:
@@ -44,7 +44,7 @@ def _table(url: str, name: str) -> list[tuple[Any, ...]]:
 def test_serving_gold_equals_recompute_and_a_rerun_changes_nothing(
     stack: Stack, make_settings: MakeSettings, tmp_path: Any
 ) -> None:
-    settings, live, at = _prepare(stack, make_settings, tmp_path, SOURCES)
+    settings, live = _prepare(stack, make_settings, tmp_path, SOURCES)
     n = 3000
     produce(
         settings,
@@ -56,7 +56,7 @@ def test_serving_gold_equals_recompute_and_a_rerun_changes_nothing(
         start_ms=START,
         faults=0.05,
     )
-    run_until_idle(settings, at)
+    run_until_idle(settings, live)
     for source in SOURCES:
         raw = recompute.read_topic(live.kafka_bootstrap, live.registry_url, settings.topics.raw(source), n)
         assert raw.labels["duplicate"] > 0 and raw.labels["late"] > 0
@@ -67,7 +67,7 @@ def test_serving_gold_equals_recompute_and_a_rerun_changes_nothing(
 
     before = {s.table: _table(live.postgres_url, s.table) for s in GOLD_SPECS}
     offsets = _table(live.postgres_url, "eventlake_serving_offsets")
-    run_until_idle(settings, at)
+    run_until_idle(settings, live)
     assert {s.table: _table(live.postgres_url, s.table) for s in GOLD_SPECS} == before
     assert _table(live.postgres_url, "eventlake_serving_offsets") == offsets
 
@@ -76,7 +76,7 @@ def test_kill_9_mid_stream_loses_duplicates_and_regresses_nothing(
     stack: Stack, make_settings: MakeSettings, tmp_path: Any
 ) -> None:
     source = "transactions"
-    settings, live, at = _prepare(stack, make_settings, tmp_path, (source,))
+    settings, live = _prepare(stack, make_settings, tmp_path, (source,))
     n = 12_000
     producer = threading.Thread(
         target=produce,
@@ -113,14 +113,14 @@ def test_kill_9_mid_stream_loses_duplicates_and_regresses_nothing(
     producer.start()
     try:
         for pause in (4.0, 6.0, 5.0):
-            proc = ServingProcess(settings, at).start()
+            proc = ServingProcess(settings, live).start()
             time.sleep(pause)
             assert proc.process.is_alive(), "the serving path died on its own"
             os.kill(proc.process.pid, signal.SIGKILL)
             proc.process.join(10)
         producer.join(timeout=120)
         assert not producer.is_alive()
-        run_until_idle(settings, at)
+        run_until_idle(settings, live)
     finally:
         watching.set()
         watcher.join()
@@ -135,14 +135,14 @@ def test_kill_9_mid_stream_loses_duplicates_and_regresses_nothing(
 def test_a_failed_serving_process_says_why_and_a_stopped_one_exits_cleanly(
     stack: Stack, make_settings: MakeSettings, tmp_path: Any
 ) -> None:
-    settings, _, at = _prepare(stack, make_settings, tmp_path, ("transactions",))
-    proc = ServingProcess(settings, at).start()
+    settings, live = _prepare(stack, make_settings, tmp_path, ("transactions",))
+    proc = ServingProcess(settings, live).start()
     time.sleep(3)
     assert proc.failure() is None
     proc.stop()
     assert proc.process.exitcode == 0 and proc.failure() is None
 
-    dead = ServingEndpoints(at.bootstrap, "http://127.0.0.1:9", at.postgres_url)  # nothing listens there
+    dead = dataclasses.replace(live, registry_url="http://127.0.0.1:9")  # nothing listens there
     broken = ServingProcess(settings, dead).start()
     broken.process.join(60)
     assert broken.process.exitcode == 1

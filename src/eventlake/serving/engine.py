@@ -19,13 +19,13 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from eventlake import pg
 from eventlake.config import Settings
+from eventlake.endpoints import Endpoints
 from eventlake.observability.metrics import SERVING_DELAY, SERVING_FLUSH, SERVING_RECORDS, SINK_ROWS
 from eventlake.quality.rules import Quality
 from eventlake.serving.classify import Decoder
@@ -37,13 +37,6 @@ from eventlake.streaming.specs import SPECS_BY_SOURCE, upsert_statement
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
-
-
-@dataclass(frozen=True)
-class ServingEndpoints:
-    bootstrap: str
-    registry_url: str
-    postgres_url: str
 
 
 class _Partition:
@@ -70,7 +63,7 @@ class _Partition:
 class ServingPath:
     """Run with :meth:`run`; ``stop`` is asked between polls."""
 
-    def __init__(self, settings: Settings, live: ServingEndpoints, quality: Quality) -> None:
+    def __init__(self, settings: Settings, live: Endpoints, quality: Quality) -> None:
         self.settings, self.live = settings, live
         s = settings.streaming
         self.sources = [src for src in settings.topics.sources if src in SPECS_BY_SOURCE]
@@ -91,7 +84,7 @@ class ServingPath:
         }
         self.consumer = Consumer(
             {
-                "bootstrap.servers": live.bootstrap,
+                "bootstrap.servers": live.kafka_bootstrap,
                 "group.id": "eventlake-serving",  # required by librdkafka; positions live in PostgreSQL
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,

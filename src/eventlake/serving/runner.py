@@ -11,28 +11,27 @@ from pathlib import Path
 from typing import Any
 
 from eventlake.config import Settings
+from eventlake.endpoints import Endpoints
 from eventlake.logs import configure_logging
 from eventlake.observability.server import kafka_check, postgres_check, serve_health
 from eventlake.quality.rules import load_quality
-from eventlake.serving.engine import ServingEndpoints, ServingPath
+from eventlake.serving.engine import ServingPath
 
 log = logging.getLogger(__name__)
 
 
-def run_until_idle(settings: Settings, live: ServingEndpoints) -> None:
+def run_until_idle(settings: Settings, live: Endpoints) -> None:
     """Apply everything the raw topics hold now, write it, return (in this process)."""
     ServingPath(settings, live, load_quality(settings)).run(lambda: False, until_idle=True)
 
 
-def _serve(
-    settings: Settings, live: ServingEndpoints, stop: mp.synchronize.Event, errors: Any, log_file: Path | None
-) -> None:
+def _serve(settings: Settings, live: Endpoints, stop: mp.synchronize.Event, errors: Any, log_file: Path | None) -> None:
     # Ctrl-C reaches the whole process group: the parent stops us through ``stop`` (we write what we
     # hold, then exit); a SIGTERM sent to this process alone does the same.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     configure_logging(settings.log_level, log_file)
-    checks = {"kafka": kafka_check(live.bootstrap), "postgres": postgres_check(live.postgres_url)}
+    checks = {"kafka": kafka_check(live.kafka_bootstrap), "postgres": postgres_check(live.postgres_url)}
     server = serve_health(settings, "serving", checks, settings.metrics.serving_port)
     try:
         ServingPath(settings, live, load_quality(settings)).run(stop.is_set)
@@ -47,7 +46,7 @@ def _serve(
 class ServingProcess:
     """Start with :meth:`start`; :meth:`stop` asks it to write what it holds and exit."""
 
-    def __init__(self, settings: Settings, live: ServingEndpoints) -> None:
+    def __init__(self, settings: Settings, live: Endpoints) -> None:
         ctx = mp.get_context("spawn")  # no fork: the parent runs JVM gateway and sink threads
         self._stop = ctx.Event()
         self._stopping = False  # set by this side: an exit after it is no failure

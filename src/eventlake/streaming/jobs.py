@@ -21,7 +21,6 @@ from eventlake.observability.lag import LagCollector
 from eventlake.observability.server import kafka_check, postgres_check, serve_health
 from eventlake.quality.rules import load_quality
 from eventlake.quality.store import ensure_quality_tables
-from eventlake.serving.engine import ServingEndpoints
 from eventlake.serving.offsets import ensure_offsets_table
 from eventlake.serving.runner import ServingProcess, run_until_idle
 from eventlake.sources.produce import produce
@@ -106,11 +105,10 @@ def _start_serving(settings: Settings, live: Endpoints, *, until_idle: bool) -> 
     that PostgreSQL gold is complete when the passes' anomaly detectors read it), else its process."""
     if not settings.serving.enabled:
         return None
-    at = ServingEndpoints(live.kafka_bootstrap, live.registry_url, live.postgres_url)
     if until_idle:
-        run_until_idle(settings, at)
+        run_until_idle(settings, live)
         return None
-    return ServingProcess(settings, at).start()
+    return ServingProcess(settings, live).start()
 
 
 class Jobs(list[StreamingQuery]):
