@@ -2,7 +2,8 @@
 
 ``cut()`` drops every open connection (what a server restart does to its clients); ``blackhole()``
 keeps accepting but forwards nothing (a hung network path: clients wait until their own timeouts);
-``heal()`` forwards again.
+``refuse()`` drops every open connection and refuses new ones (the server is down: clients fail
+fast); ``heal()`` forwards again.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class TcpProxy:
         self._held: list[socket.socket] = []
         self._lock = threading.Lock()
         self._black = False
+        self._refuse = False
         self._closed = False
         threading.Thread(target=self._accept, name="tcp-proxy", daemon=True).start()
 
@@ -36,6 +38,9 @@ class TcpProxy:
                 client, _ = self._server.accept()
             except OSError:
                 return
+            if self._refuse:
+                client.close()
+                continue
             if self._black:
                 with self._lock:
                     self._held.append(client)  # accepted, never answered
@@ -79,8 +84,13 @@ class TcpProxy:
     def blackhole(self) -> None:
         self._black = True
 
+    def refuse(self) -> None:
+        self._refuse = True
+        self.cut()
+
     def heal(self) -> None:
         self._black = False
+        self._refuse = False
         with self._lock:
             held, self._held = self._held, []
         for s in held:

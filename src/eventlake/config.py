@@ -242,6 +242,12 @@ class StreamingSettings(Section):
     #: CPU priority of the local Spark JVM (Linux nice, 0 = unchanged): on a machine it shares with the
     #: serving path and producers, the lake path yields and falls behind first, PostgreSQL does not
     jvm_nice: int = Field(default=10, ge=0, le=19)
+    #: a failed query (or the serving path) is restarted after a backoff (1 s, doubling, at most
+    #: ``restart_backoff_max_s``); more than ``max_restarts`` failures of one within
+    #: ``restart_window_s`` stop the pipeline (0: the first failure stops it)
+    max_restarts: int = Field(default=20, ge=0)
+    restart_window_s: float = Field(default=900.0, gt=0)
+    restart_backoff_max_s: float = Field(default=30.0, gt=0)
 
 
 class ServingSettings(Section):

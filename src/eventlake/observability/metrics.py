@@ -43,6 +43,11 @@ STREAM_STATE_ROWS = Gauge("eventlake_stream_state_rows", "Rows held in the query
 STREAM_LAST_PROGRESS = Gauge(
     "eventlake_stream_last_progress_timestamp_seconds", "Unix time of the query's last progress event", ["query"]
 )
+PIPELINE_RESTARTS = Counter(
+    "eventlake_pipeline_restarts",
+    "Failed streaming queries (or the serving path) restarted by the supervisor",
+    ["component"],
+)
 # eventlake_kafka_consumer_lag is computed at scrape time: eventlake.observability.lag.LagCollector
 
 # sinks
@@ -103,6 +108,12 @@ CATALOGUE: tuple[tuple[str, str, str, str], ...] = (
     ),
     ("eventlake_stream_state_rows", "gauge", "query", "rows in the state store"),
     ("eventlake_stream_last_progress_timestamp_seconds", "gauge", "query", "time of the last progress event"),
+    (
+        "eventlake_pipeline_restarts_total",
+        "counter",
+        "component",
+        "failed queries (or the serving path) restarted by the supervisor",
+    ),
     ("eventlake_kafka_consumer_lag", "gauge", "query, topic, partition", "high watermark minus checkpointed offset"),
     ("eventlake_sink_rows_written_total", "counter", "sink, table", "rows written (delta, postgres, dlq)"),
     ("eventlake_sink_commit_seconds", "histogram", "sink, table", "write + commit time of one batch"),

@@ -64,8 +64,13 @@ def streaming_status(settings: Settings) -> dict[str, Any] | None:
         body = resp.json()
     except (httpx.HTTPError, ValueError) as err:
         return {"url": info["url"], "ok": False, "detail": f"no answer: {err}", "pid": ref.pid}
-    failing = "; ".join(f"{n}: {c['detail']}" for n, c in body.get("checks", {}).items() if not c["ok"])
-    return {"url": info["url"], "ok": resp.status_code == 200, "detail": failing or "ready", "pid": ref.pid}
+    checks = body.get("checks", {})
+    failing = "; ".join(f"{n}: {c['detail']}" for n, c in checks.items() if not c["ok"])
+    restarts = checks.get("restarts", {}).get("detail", "no restarts")
+    detail = failing or "ready"
+    if restarts != "no restarts":  # the supervisor restarted something: say what, even when all is well now
+        detail += f"; {restarts}"
+    return {"url": info["url"], "ok": resp.status_code == 200, "detail": detail, "pid": ref.pid}
 
 
 class Stack:

@@ -24,17 +24,25 @@ from eventlake.quality.store import ensure_quality_tables
 from eventlake.serving.offsets import ensure_offsets_table
 from eventlake.serving.runner import ServingProcess, run_until_idle
 from eventlake.sources.produce import produce
+from eventlake.streaming.lock import LakeLock
 from eventlake.streaming.pipeline import LAYERS, OnePass, start_pass
 from eventlake.streaming.pipeline import Endpoints as PassEndpoints
 from eventlake.streaming.progress import Offsets, ProgressRecorder, QueryProgress
 from eventlake.streaming.silver import SilverCounts
 from eventlake.streaming.specs import GOLD_SPECS, ensure_gold_table
 from eventlake.streaming.state import ensure_state_tables
+from eventlake.streaming.supervisor import RestartPolicy, Supervisor
 from eventlake.streaming.tables import ensure_tables
 
 log = logging.getLogger(__name__)
 
 JOBS = LAYERS
+#: how often a running pipeline checks that it still holds its lake's lock
+LOCK_CHECK_S = 5.0
+
+
+class PipelineStoppedError(EventlakeError):
+    """The pipeline cannot go on: a component used up its restart budget, or another took the lake."""
 
 
 def start_jobs(
@@ -59,21 +67,23 @@ def start_jobs(
     started: list[tuple[StreamingQuery, OnePass]] = []
     if serving is None and "gold" in jobs:  # ``serving``: already started by the caller
         serving = _start_serving(settings, live, until_idle=until_idle)
+
+    def start(source: str) -> tuple[StreamingQuery, OnePass]:
+        return start_pass(
+            spark,
+            settings,
+            source,
+            ends,
+            layers=set(jobs),
+            until_idle=until_idle,
+            counts=counts.setdefault(source, SilverCounts()),
+            rules=quality.source(source),
+            detectors=quality.detectors,
+        )
+
     try:
         for source in settings.topics.sources:
-            started.append(
-                start_pass(
-                    spark,
-                    settings,
-                    source,
-                    ends,
-                    layers=set(jobs),
-                    until_idle=until_idle,
-                    counts=counts.setdefault(source, SilverCounts()),
-                    rules=quality.source(source),
-                    detectors=quality.detectors,
-                )
-            )
+            started.append(start(source))
         if until_idle:
             _await_all([q for q, _ in started], poll)
     except BaseException:
@@ -88,7 +98,15 @@ def start_jobs(
             for _, process in started:
                 process.flush()
                 process.close()
-    return Jobs(started, serving)
+    restart_serving = (lambda: ServingProcess(settings, live).start()) if serving is not None else None
+    return Jobs(started, serving, restart_pass=start, restart_serving=restart_serving, policy=restart_policy(settings))
+
+
+def restart_policy(settings: Settings) -> RestartPolicy:
+    cfg = settings.streaming
+    return RestartPolicy(
+        max_restarts=cfg.max_restarts, window_s=cfg.restart_window_s, max_backoff_s=cfg.restart_backoff_max_s
+    )
 
 
 def _await_all(queries: list[StreamingQuery], poll: Callable[[], None] | None) -> None:
@@ -112,19 +130,47 @@ def _start_serving(settings: Settings, live: Endpoints, *, until_idle: bool) -> 
 
 
 class Jobs(list[StreamingQuery]):
-    """The started queries (a list, as Spark gives them), with their batch functions for a graceful ``stop``."""
+    """The started queries (a list, as Spark gives them), with their batch functions for a graceful
+    ``stop``, and what :meth:`supervise` needs to restart a failed query or the serving path."""
 
-    def __init__(self, started: list[tuple[StreamingQuery, OnePass]], serving: ServingProcess | None = None) -> None:
+    def __init__(
+        self,
+        started: list[tuple[StreamingQuery, OnePass]],
+        serving: ServingProcess | None = None,
+        *,
+        restart_pass: Callable[[str], tuple[StreamingQuery, OnePass]],
+        restart_serving: Callable[[], ServingProcess] | None = None,
+        policy: RestartPolicy,
+    ) -> None:
         super().__init__(q for q, _ in started)
         self.passes = [p for _, p in started]
         self.serving = serving
+        self._restart_pass, self._restart_serving = restart_pass, restart_serving
+        self.supervisor = Supervisor(policy)
 
-    def failure(self) -> str | None:
-        """Why the pipeline cannot go on, if it cannot: a failed query, or the serving path gone."""
-        failed = [q for q in self if not q.isActive and q.exception() is not None]
-        if failed:
-            return str(query_failed(failed[0]))
-        return self.serving.failure() if self.serving is not None else None
+    def supervise(self) -> str | None:
+        """Restart each failed query from its checkpoint, and the serving path, once their backoff
+        is over; why the pipeline must stop, if a component used up its restart budget."""
+        for i, q in enumerate(list(self)):
+            if q.isActive or q.exception() is None:
+                continue
+            p = self.passes[i]
+            if not self.supervisor.pending(p.name):
+                p.close()
+                if (why := self.supervisor.failed(p.name, str(query_failed(q)))) is not None:
+                    return why
+            if self.supervisor.due(p.name):
+                self[i], self.passes[i] = self._restart_pass(p.source)
+                self.supervisor.restarted(p.name)
+        if self.serving is not None and (gone := self.serving.failure()) is not None:
+            if self._restart_serving is None:
+                return gone
+            if (why := self.supervisor.failed("serving", gone)) is not None:
+                return why
+            if self.supervisor.due("serving"):
+                self.serving = self._restart_serving()
+                self.supervisor.restarted("serving")
+        return None
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the serving path (it writes what it holds), each query between micro-batches (or after
@@ -132,11 +178,13 @@ class Jobs(list[StreamingQuery]):
         if self.serving is not None:
             self.serving.stop(timeout_s)
         _stop_between_batches(list(self), timeout_s)
-        for p in self.passes:
-            try:
-                p.flush()
-            except Exception:
-                log.exception("flushing open windows to Delta gold failed", extra={"query": p.name})
+        for q, p in zip(self, self.passes, strict=True):
+            # A failed query's state went with its failed batch; the next start replays that batch.
+            if q.exception() is None:
+                try:
+                    p.flush()
+                except Exception:
+                    log.exception("flushing open windows to Delta gold failed", extra={"query": p.name})
             p.close()
 
 
@@ -170,9 +218,40 @@ def run_jobs(
     guard its entry point with ``if __name__ == "__main__":``. With it, ``on_offsets``
     gets the offsets each query has read up to, about once a second (a progress bar's input).
     """
+    load_quality(settings)  # fail fast, before Spark starts
+    lock = LakeLock(live.postgres_url, settings.lake_uri).acquire()  # one pipeline per lake
+    try:
+        return _run(
+            settings,
+            live,
+            jobs,
+            lock=lock,
+            until_idle=until_idle,
+            on_progress=on_progress,
+            progress_every_s=progress_every_s,
+            stop=stop,
+            feed=feed,
+            on_offsets=on_offsets,
+        )
+    finally:
+        lock.release()
+
+
+def _run(
+    settings: Settings,
+    live: Endpoints,
+    jobs: Sequence[str],
+    *,
+    lock: LakeLock,
+    until_idle: bool,
+    on_progress: Callable[[dict[str, QueryProgress]], None] | None,
+    progress_every_s: float,
+    stop: threading.Event | None,
+    feed: DemoFeed | None,
+    on_offsets: Callable[[dict[str, Offsets]], None] | None,
+) -> dict[str, SilverCounts]:
     from eventlake.streaming.session import build_spark  # noqa: PLC0415 - keeps pyspark out of module import
 
-    load_quality(settings)  # fail fast, before Spark starts
     serving = None
     if not until_idle and "gold" in jobs:
         # Before Spark (15-40 s to a session and the lake tables): PostgreSQL gold moves from the start.
@@ -193,10 +272,12 @@ def run_jobs(
     dispatcher = Dispatcher(settings, live.postgres_url, live.kafka_bootstrap).start()
     lag = LagCollector(live.kafka_bootstrap, recorder.kafka_offsets)
     REGISTRY.register(lag)
+    running: list[Jobs] = []
     checks = {
         "kafka": kafka_check(live.kafka_bootstrap),
         "postgres": postgres_check(live.postgres_url),
         "queries": lambda: _queries_ok(recorder),
+        "restarts": lambda: (True, running[0].supervisor.summary() if running else "no restarts"),
     }
     server = serve_health(settings, "streaming", checks, settings.metrics.streaming_port)
     try:
@@ -204,8 +285,9 @@ def run_jobs(
         queries = start_jobs(
             spark, settings, live, jobs, until_idle=until_idle, counts=counts, poll=poll, serving=serving
         )
+        running.append(queries)
         if not until_idle:
-            _wait(queries, recorder, on_progress, progress_every_s, stop)
+            _wait(queries, lock=lock, recorder=recorder, on_progress=on_progress, every_s=progress_every_s, stop=stop)
         elif on_progress is not None:
             time.sleep(1)  # listener events arrive asynchronously
             on_progress(recorder.snapshot())
@@ -286,23 +368,27 @@ def _queries_ok(recorder: ProgressRecorder) -> tuple[bool, str]:
 
 def _wait(
     queries: Jobs,
+    *,
+    lock: LakeLock,
     recorder: ProgressRecorder,
     on_progress: Callable[[dict[str, QueryProgress]], None] | None,
-    progress_every_s: float,
+    every_s: float,
     stop: threading.Event | None,
 ) -> None:
     if stop is None:
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    last_report = time.monotonic()
+    last_report = last_lock = time.monotonic()
     try:
         while not stop.is_set():
-            failure = queries.failure()
+            failure = queries.supervise()
+            if failure is None and time.monotonic() - last_lock >= LOCK_CHECK_S:
+                failure, last_lock = lock.check(), time.monotonic()
             if failure is not None:
                 log.error("the pipeline cannot go on; stopping it", extra={"error": failure[:3000]})
-                raise RuntimeError(failure)
-            if on_progress is not None and time.monotonic() - last_report >= progress_every_s:
+                raise PipelineStoppedError(root_cause(failure), "see the log for the whole error")
+            if on_progress is not None and time.monotonic() - last_report >= every_s:
                 on_progress(recorder.snapshot())
                 last_report = time.monotonic()
             stop.wait(1.0)

@@ -128,8 +128,11 @@ class OnePass:
         self._timings = {}
         with self._phase("begin"):
             # Recorded before any write: a batch that finds its record is a replay, and its sinks check.
-            start = begin_batch(
-                self.live.postgres_url, self.name, batch_id, self._silver_version if self.silver else lambda: -1
+            start = pg.retrying(
+                lambda: begin_batch(
+                    self.live.postgres_url, self.name, batch_id, self._silver_version if self.silver else lambda: -1
+                ),
+                what=f"{self.name} begin batch {batch_id}",
             )
         self._replay = start.replay
         batch = batch.persist()
@@ -218,7 +221,10 @@ class OnePass:
                 for sink in self.gold_pg_sinks:
                     sink.write_rows([], batch_id)  # the batch is applied (nothing to add)
             maxima = stats.maxima()
-            save_watermarks(self.live.postgres_url, self.name, batch_id, maxima.items())
+            pg.retrying(
+                lambda: save_watermarks(self.live.postgres_url, self.name, batch_id, maxima.items()),
+                what=f"{self.name} watermarks {batch_id}",
+            )
             before = max(prior.values(), default=None)
             newest = max([*prior.values(), *maxima.values()], default=None)
             if self.gold and newest is not None and (newest != before or inserted):
@@ -309,7 +315,10 @@ class OnePass:
 
     def _record_quality(self, batch_id: int, facts: BatchFacts, side: list[Future[Any]]) -> None:
         """DQ results of the batch: PostgreSQL (and alerts), Delta ``quality/metrics``, Prometheus."""
-        metrics = record_batch(self.live.postgres_url, self.settings, self.rules, batch_id, facts)
+        metrics = pg.retrying(
+            lambda: record_batch(self.live.postgres_url, self.settings, self.rules, batch_id, facts),
+            what=f"{self.name} quality {batch_id}",
+        )
         rows = [(m.ts, self.source, m.rule, m.checked, m.failed, batch_id, m.severity) for m in metrics]
         side.append(self._side(self.sinks_dq, self.spark.createDataFrame(rows, METRICS_SCHEMA), batch_id))
         for m in metrics:

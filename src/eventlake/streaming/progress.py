@@ -75,7 +75,8 @@ class ProgressRecorder(StreamingQueryListener):
         name = event.name or str(event.id)
         with self._lock:
             self._names[str(event.id)] = name
-            self._queries.setdefault(name, QueryProgress(name))
+            # A restarted query (same name) is running again: its figures go on, its failure is over.
+            self._queries[name] = replace(self._queries.get(name, QueryProgress(name)), terminated=False, error=None)
 
     def onQueryProgress(self, event: QueryProgressEvent) -> None:
         p = event.progress

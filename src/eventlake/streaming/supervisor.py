@@ -1,0 +1,96 @@
+"""Restart what failed, with backoff, within a budget: a query from its checkpoint, the serving path
+from its stored positions.
+
+A micro-batch that fails (PostgreSQL or the registry gone for longer than the batch's own retries,
+a broker restart, a bug) fails its query; Spark does not retry. Exactly-once makes a restart safe:
+the failed batch is replayed with the same batch id and its sinks keep what its first run wrote.
+So the pipeline restarts the component after a backoff (1 s, doubling, at most ``max_backoff_s``)
+and counts it (``eventlake_pipeline_restarts_total``; the Prometheus rule
+``EventlakePipelineRestarting`` alerts on it). More than ``max_restarts`` failures of one component
+within ``window_s`` is not an outage the pipeline can ride out: it stops with the last error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from eventlake.observability.metrics import PIPELINE_RESTARTS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    max_restarts: int = 5
+    window_s: float = 600.0
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+
+
+@dataclass
+class _Record:
+    failures: deque[float] = field(default_factory=deque)
+    restarts: int = 0
+    last_error: str = ""
+    due: float | None = None  # when the pending restart may run
+
+
+class Supervisor:
+    """Book-keeping of failures and restarts per component (a query name, ``serving``)."""
+
+    def __init__(self, policy: RestartPolicy, clock: Callable[[], float] = time.monotonic) -> None:
+        self.policy, self.clock = policy, clock
+        self._records: dict[str, _Record] = {}
+
+    def failed(self, component: str, error: str) -> str | None:
+        """Note a failure; None if a restart is scheduled, else why the pipeline must stop.
+        Called once per failure (a component already waiting for its restart is not counted again)."""
+        rec = self._records.setdefault(component, _Record())
+        if rec.due is not None:
+            return None
+        now = self.clock()
+        while rec.failures and now - rec.failures[0] > self.policy.window_s:
+            rec.failures.popleft()
+        rec.failures.append(now)
+        rec.last_error = error.splitlines()[0][:500] if error else "unknown error"
+        if len(rec.failures) > self.policy.max_restarts:
+            return (
+                f"{component} failed {len(rec.failures)} times within {self.policy.window_s:g} s"
+                f" (restart budget {self.policy.max_restarts}): {error}"
+            )
+        backoff = min(self.policy.max_backoff_s, self.policy.backoff_s * 2 ** (len(rec.failures) - 1))
+        rec.due = now + backoff
+        log.error(
+            "pipeline component failed; restarting it",
+            extra={"component": component, "in_s": backoff, "failures": len(rec.failures), "error": error[:2000]},
+        )
+        return None
+
+    def pending(self, component: str) -> bool:
+        """A restart is scheduled (whether or not it is due yet)."""
+        rec = self._records.get(component)
+        return rec is not None and rec.due is not None
+
+    def due(self, component: str) -> bool:
+        rec = self._records.get(component)
+        return rec is not None and rec.due is not None and self.clock() >= rec.due
+
+    def restarted(self, component: str) -> None:
+        rec = self._records[component]
+        rec.due = None
+        rec.restarts += 1
+        PIPELINE_RESTARTS.labels(component).inc()
+        log.warning("pipeline component restarted", extra={"component": component, "restarts": rec.restarts})
+
+    def summary(self) -> str:
+        """One line for ``/health`` and ``eventlake status``: restarts so far, per component."""
+        parts = [
+            f"{name} restarted {r.restarts}x (last error: {r.last_error})"
+            + (" - restart pending" if r.due is not None else "")
+            for name, r in sorted(self._records.items())
+        ]
+        return "; ".join(parts) or "no restarts"
