@@ -14,14 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from eventlake.services import Stack, endpoints
 from eventlake.sources.produce import produce
 from tests.conftest import MakeSettings
-from tests.streaming import recompute
-from tests.streaming.test_pipeline import START, assert_gold_matches, pipeline_settings
+from tests.streaming.exact import assert_layers_exact
+from tests.streaming.test_pipeline import START, pipeline_settings
 
 pytestmark = pytest.mark.e2e
 EVENTLAKE = str(Path(sys.executable).parent / "eventlake")
@@ -81,32 +80,4 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
     assert final.returncode == 0, (tmp_path / "stream.log").read_text()[-3000:]
     assert kills == 3
 
-    raw = recompute.read_topic(live.kafka_bootstrap, live.registry_url, settings.topics.raw(source), n)
-    assert raw.total == n
-    assert_gold_matches(settings, source, recompute.gold(source, raw.records))
-    from deltalake import DeltaTable  # noqa: PLC0415
-
-    lake = settings.lake_uri.removeprefix("file://")
-    assert DeltaTable(f"{lake}/bronze/{source}").to_pyarrow_table().num_rows == n, "bronze: each record once"
-    silver = DeltaTable(f"{lake}/silver/{source}").to_pyarrow_table()
-    assert silver.num_rows == len(raw.records), "silver: every valid event once"
-    quarantine = DeltaTable(f"{lake}/quarantine/{source}").to_pyarrow_table()
-    labelled = sum(raw.labels.values()) - raw.labels["duplicate"]
-    assert quarantine.num_rows == labelled, "quarantine: each bad record once"
-
-    # The DLQ is at-least-once, but its distinct records are exactly the bad ones.
-    dlq = recompute.read_topic(live.kafka_bootstrap, live.registry_url, settings.topics.dlq(source), 0, decode=False)
-    assert len({h["eventlake-source-offset"] for h in dlq.headers}) == labelled
-    # DQ counts survive the crashes: a replayed batch is counted once, and valid rows are never
-    # taken for duplicates of themselves (no spurious `unique` failures).
-    with psycopg.connect(live.postgres_url) as conn:
-        failed = dict(
-            conn.execute(
-                "SELECT rule, sum(failed)::int FROM dq_metrics WHERE source = %s GROUP BY rule", (source,)
-            ).fetchall()
-        )
-    assert failed["decode"] == raw.labels["undecodable"]
-    assert failed["null_required:merchant_category"] == raw.labels["null_required"]
-    assert failed["out_of_range:amount"] == raw.labels["out_of_range"]
-    assert failed["late"] == raw.labels["late"]
-    assert failed["unique:event_id"] == raw.labels["duplicate"]
+    assert_layers_exact(settings, source, n)

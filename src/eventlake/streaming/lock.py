@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import socket
+import time
 from typing import Any
 
 import psycopg
@@ -43,11 +44,23 @@ class LakeLock:
     def __init__(self, postgres_url: str, lake_uri: str) -> None:
         self.url, self.lake_uri, self.key = postgres_url, lake_uri, lock_key(lake_uri)
         self.holder = f"pid {os.getpid()} on {socket.gethostname()}"
+        self.application = f"{APPLICATION} {self.holder}"
         self._conn: psycopg.Connection[Any] | None = None
+        self._backend: int | None = None  # our last lock session's server pid
 
     def acquire(self) -> LakeLock:
-        conn = pg.connect(self.url, autocommit=True, application_name=f"{APPLICATION} {self.holder}")
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+        conn = pg.connect(self.url, autocommit=True, application_name=self.application)
+        if self._backend is not None:
+            # Our lost session may not have ended on the server yet, and its lock with it: end it.
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = %s AND application_name = %s",
+                (self._backend, self.application),
+            )
+        for _ in range(20):
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+            if (row is not None and row[0]) or self._backend is None or not self._held_by_old_session(conn):
+                break
+            time.sleep(0.1)
         if row is None or not row[0]:
             other = self._other_holder(conn)
             conn.close()
@@ -55,9 +68,15 @@ class LakeLock:
                 f"another pipeline writes the lake {self.lake_uri} ({other})",
                 "stop it first, or give this one its own lake (EVENTLAKE_LAKE_URI) and database",
             )
-        self._conn = conn
+        self._conn, self._backend = conn, conn.info.backend_pid
         log.info("lake lock taken", extra={"lake": self.lake_uri, "key": self.key})
         return self
+
+    def _held_by_old_session(self, conn: psycopg.Connection[Any]) -> bool:
+        row = conn.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND application_name = %s", (self._backend, self.application)
+        ).fetchone()
+        return row is not None
 
     def _other_holder(self, conn: psycopg.Connection[Any]) -> str:
         # An advisory lock on a bigint key shows in pg_locks as (classid, objid) = (high, low) 32 bits.
