@@ -242,6 +242,10 @@ class StreamingSettings(Section):
     #: CPU priority of the local Spark JVM (Linux nice, 0 = unchanged): on a machine it shares with the
     #: serving path and producers, the lake path yields and falls behind first, PostgreSQL does not
     jvm_nice: int = Field(default=10, ge=0, le=19)
+    #: the longest string/bytes field (and the most array items) Avro decodes; a longer length field
+    #: makes the record undecodable instead of an allocation of that size (no field of a Kafka record
+    #: can be longer than the record, whose broker default limit is 1 MiB)
+    avro_max_length: int = Field(default=8 * 1024 * 1024, ge=1024)
     #: a failed query (or the serving path) is restarted after a backoff (1 s, doubling, at most
     #: ``restart_backoff_max_s``); more than ``max_restarts`` failures of one within
     #: ``restart_window_s`` stop the pipeline (0: the first failure stops it)

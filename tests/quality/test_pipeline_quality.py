@@ -93,7 +93,7 @@ def test_faults_are_detected_counted_alerted_and_resolved(
     failed = {rule: int(f) for rule, _, f, _ in metrics}
     checked = {rule: int(c) for rule, c, _, _ in metrics}
     # Each fault kind is caught by its rule, counted exactly once.
-    assert failed["decode"] == labels["undecodable"] and checked["decode"] == 4 * n
+    assert failed["decode"] == labels["undecodable"] + labels["garbage_body"] and checked["decode"] == 4 * n
     assert failed["null_required:merchant_category"] == labels["null_required"]
     assert failed["out_of_range:amount"] == labels["out_of_range"]
     # Round 4 replays round 3: each record is late (older than round 3's newest minus the lateness)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import random
 import uuid
 from collections import Counter
 
+import fastavro
 import pytest
 
 from eventlake.config import Settings, load_settings
@@ -109,13 +111,14 @@ def test_transactions_declines_and_bursts(settings: Settings) -> None:
 
 @pytest.mark.parametrize("source", list(GENERATORS))
 def test_fault_labels_add_up_and_mean_what_they_say(settings: Settings, source: str) -> None:
-    n, fraction = 4000, 0.1
+    n, fraction = 4200, 0.1
     evs = events(settings, source, n, faults=fraction)
     labels = Counter(e.fault for e in evs if e.fault)
     assert sum(labels.values()) == round(n * fraction)
     assert set(labels) == set(KINDS)
     assert labels["undecodable"] == labels["late"] == n * fraction / len(KINDS)
     seen_ids: set[str] = set()
+    schema = fastavro.parse_schema(json.loads((settings.schemas_dir / f"{source}.avsc").read_text()))
     nullable = nullable_required(settings.schemas_dir / f"{source}.avsc", settings.sources.required[source])
     late_ms = settings.streaming.allowed_lateness_s * 1000
     for i, e in enumerate(evs):
@@ -133,6 +136,11 @@ def test_fault_labels_add_up_and_mean_what_they_say(settings: Settings, source: 
         elif e.fault == "undecodable":
             assert e.value is None and e.raw is not None
             assert e.raw[0] != 0 or int.from_bytes(e.raw[1:5], "big") == UNKNOWN_SCHEMA_ID
+        elif e.fault == "garbage_body":
+            # The producer's own schema id, then a first-field length of 1-2 GiB over a few bytes.
+            assert e.value is None and e.raw is not None and e.raw[:5] == b"\x00\x00\x00\x00\x01"
+            with pytest.raises(EOFError):
+                fastavro.schemaless_reader(io.BytesIO(e.raw[5:]), schema)
         if e.value is not None:
             seen_ids.add(e.value["event_id"])
 
@@ -188,8 +196,9 @@ def test_event_ids_are_the_uuid4_of_the_same_random_bits() -> None:
 
 
 # What the generators made before they were sped up (seed 2, 5 % faults, 3000 records each).
-# A deliberate change to a generator, its config defaults or the fault injector changes these.
-GOLDEN = {"user_activity": "a4c963abec42ef07", "iot_sensors": "20048205f1b84280", "transactions": "d69acfa2123f0dd2"}
+# A deliberate change to a generator, its config defaults or the fault injector changes these
+# (last: the garbage_body fault kind, no late fault among the first records).
+GOLDEN = {"user_activity": "c2df2d709fa35b00", "iot_sensors": "012ac517e0fd5966", "transactions": "1b9767a2d073b8ed"}
 
 
 @pytest.mark.parametrize("source", list(GENERATORS))

@@ -63,7 +63,7 @@ def consume(bootstrap: str, registry_url: str, topic: str, expected: int) -> lis
             idle = 0
             headers = {k: v.decode() for k, v in (msg.headers() or [])}
             value: Any = None
-            if headers.get("eventlake-fault") != "undecodable":
+            if headers.get("eventlake-fault") not in ("undecodable", "garbage_body"):
                 value = de(msg.value(), SerializationContext(topic, MessageField.VALUE))
             out.append(
                 {
@@ -136,6 +136,10 @@ def test_fault_labels_in_headers_add_up(stack: Stack, make_settings: MakeSetting
         for r in got
         if r["headers"].get("eventlake-fault") == "undecodable"
     )
+    # Garbage bodies carry the topic's real schema id, the one every good record has.
+    good_ids = {r["raw"][1:5] for r in got if r["value"]}
+    garbage = [r for r in got if r["headers"].get("eventlake-fault") == "garbage_body"]
+    assert garbage and {r["raw"][1:5] for r in garbage} == good_ids
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

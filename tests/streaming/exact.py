@@ -39,7 +39,7 @@ def assert_layers_exact(settings: Settings, source: str, n: int) -> None:
                 "SELECT rule, sum(failed)::int FROM dq_metrics WHERE source = %s GROUP BY rule", (source,)
             ).fetchall()
         )
-    assert failed["decode"] == raw.labels["undecodable"]
+    assert failed["decode"] == raw.labels["undecodable"] + raw.labels["garbage_body"]
     assert failed["null_required:merchant_category"] == raw.labels["null_required"]
     assert failed["out_of_range:amount"] == raw.labels["out_of_range"]
     assert failed["late"] == raw.labels["late"]

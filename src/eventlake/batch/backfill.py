@@ -70,6 +70,7 @@ def rebuilt_silver(spark: SparkSession, settings: Settings, registry_url: str, s
         sv.decode(sv.with_schema_id(bronze), writers, schemas.reader),
         rules,
         list(writers),
+        schemas.reader,
         future_skew_s=stream.max_future_skew_s,
     )
     classified = sv.late(checked, prior={}, lateness_s=stream.allowed_lateness_s)

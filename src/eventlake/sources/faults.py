@@ -7,7 +7,10 @@ layer can count what must be caught:
 * ``out_of_range``: a numeric field is outside its configured range (``sources.ranges``);
 * ``duplicate``: an exact copy of an earlier record (same key, event_id and content);
 * ``late``: event_time is older than the watermark (allowed lateness + jitter + 1-5 min);
-* ``undecodable``: bytes that are not Avro in the wire format, or carry an unknown schema id.
+* ``undecodable``: bytes that are not Avro in the wire format, or carry an unknown schema id;
+* ``garbage_body``: the wire format under the topic's real schema id, but an Avro body that is not
+  a record of it: the first field's length says 1-2 GiB and a few random bytes follow (a decoder
+  that allocates what the length says runs out of memory; eventlake's must reject the record).
 
 With a known record count the number of faults is exactly ``round(count * fraction)``, spread
 evenly over the kinds; for an endless run each record is faulty with probability ``fraction``.
@@ -24,7 +27,7 @@ from pathlib import Path
 from eventlake.config import Settings
 from eventlake.sources.base import Event, Record
 
-KINDS = ("null_required", "out_of_range", "duplicate", "late", "undecodable")
+KINDS = ("null_required", "out_of_range", "duplicate", "late", "undecodable", "garbage_body")
 UNKNOWN_SCHEMA_ID = 0x7FFFFF00
 FAULT_HEADER = "eventlake-fault"
 ANOMALY_HEADER = "eventlake-anomaly"
@@ -36,12 +39,50 @@ def nullable_required(schema_file: Path, required: tuple[str, ...]) -> list[str]
     return [f["name"] for f in fields if f["name"] in required and isinstance(f["type"], list) and "null" in f["type"]]
 
 
+#: A record is late against the newest event time its partition has seen; among the first records of
+#: a stream a partition has seen none, so a ``late`` fault there would not be late at all.
+LATE_AFTER = 200
+
+
+def _late_not_first(planned: dict[int, str]) -> dict[int, str]:
+    """``planned`` with every ``late`` fault among the first :data:`LATE_AFTER` records swapped with a
+    later fault of another kind (the count of each kind stays)."""
+    early = sorted(p for p, k in planned.items() if k == "late" and p < LATE_AFTER)
+    later = sorted(p for p, k in planned.items() if k != "late" and p >= LATE_AFTER)
+    for a, b in zip(early, later, strict=False):
+        planned[a], planned[b] = planned[b], planned[a]
+    return planned
+
+
+def zigzag_varint(n: int) -> bytes:
+    """``n`` as Avro encodes an int or long (zig-zag, then 7 bits per byte)."""
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while True:
+        low, z = z & 0x7F, z >> 7
+        out.append(low | (0x80 if z else 0))
+        if not z:
+            return bytes(out)
+
+
 class FaultInjector:
-    def __init__(self, settings: Settings, source: str, rng: random.Random, count: int | None, fraction: float) -> None:
+    """``schema_id``: the registry id the producer writes under (what ``garbage_body`` records carry)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: str,
+        rng: random.Random,
+        count: int | None,
+        fraction: float,
+        *,
+        schema_id: int = 1,
+    ) -> None:
         if not 0 <= fraction <= 1:
             raise ValueError(f"fault fraction must be within [0, 1], got {fraction}")
         self.rng = rng
         self.fraction = fraction
+        self.schema_id = schema_id
         self.nullable = nullable_required(settings.schemas_dir / f"{source}.avsc", settings.sources.required[source])
         self.ranges = settings.sources.ranges.get(source, {})
         self.late_ms = (settings.streaming.allowed_lateness_s * 1000) + settings.sources.jitter_ms
@@ -51,7 +92,7 @@ class FaultInjector:
             positions = rng.sample(range(count), round(count * fraction))
             kinds = [KINDS[j % len(KINDS)] for j in range(len(positions))]
             rng.shuffle(kinds)
-            self.planned = dict(zip(positions, kinds, strict=True))
+            self.planned = _late_not_first(dict(zip(positions, kinds, strict=True)))
         self.endless = count is None
 
     def kind_for(self, i: int) -> str | None:
@@ -63,7 +104,9 @@ class FaultInjector:
         """The ``i``-th record as sent: ``event`` itself, or a labelled faulty version of it."""
         kind = self.kind_for(i)
         if kind == "duplicate" and not self.history:
-            kind = "late"  # nothing to duplicate yet: keep the count, change the kind
+            kind = "null_required"  # nothing to duplicate yet (the first record): keep the count
+        if kind == "late" and self.endless and len(self.history) < LATE_AFTER:
+            kind = "null_required"
         if kind == "out_of_range" and not self._range_fields(event.value):
             kind = "null_required"
         if kind is None:
@@ -100,5 +143,9 @@ class FaultInjector:
             body = self.rng.randbytes(self.rng.randrange(8, 64))
             # Half are not the wire format at all (magic byte must be 0), half name an unknown schema.
             raw = b"\xff" + body if self.rng.random() < 0.5 else b"\x00" + UNKNOWN_SCHEMA_ID.to_bytes(4, "big") + body
+            return Event(key=event.key, value=None, raw=raw, headers=dict(event.headers))
+        elif kind == "garbage_body":
+            length = zigzag_varint(self.rng.randrange(2**30, 2**31))
+            raw = b"\x00" + self.schema_id.to_bytes(4, "big") + length + self.rng.randbytes(self.rng.randrange(4, 32))
             return Event(key=event.key, value=None, raw=raw, headers=dict(event.headers))
         return Event(key=event.key, value=value, anomaly=event.anomaly, headers=dict(event.headers))

@@ -169,7 +169,7 @@ def _open_lanes(
         lanes.append(
             _Lane(
                 gen,
-                FaultInjector(settings, source, gen.rng, count, faults),
+                FaultInjector(settings, source, gen.rng, count, faults, schema_id=serialize.schema_id),
                 serialize,
                 SourceSummary(source, topic),
             )

@@ -194,6 +194,7 @@ class OnePass:
                     sv.decode(batch, writers, reader),
                     self.rules,
                     list(writers),
+                    reader,
                     future_skew_s=self.settings.streaming.max_future_skew_s,
                 )
             )

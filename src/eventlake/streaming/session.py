@@ -64,6 +64,18 @@ appender.console.layout.pattern = spark %p %c{{1}}: %m%n
 """
 
 
+def avro_limits(settings: Settings) -> str:
+    """JVM options that bound what Avro allocates for one string, bytes or array field.
+
+    A record under a known schema id whose body is garbage can carry a length field of 2^30: Avro
+    allocates that much before it finds the bytes missing, and a few such records took the JVM out
+    of heap (OutOfMemoryError in the decode task, measured). Beyond the limit Avro throws, and
+    ``from_avro`` in PERMISSIVE mode makes the record undecodable: it goes to quarantine and the DLQ.
+    """
+    n = settings.streaming.avro_max_length
+    return " ".join(f"-Dorg.apache.avro.limits.{kind}.maxLength={n}" for kind in ("string", "bytes", "collectionItems"))
+
+
 def spark_log_config(settings: Settings) -> Path:
     """The log4j2 file the driver JVM starts with: Spark's log in ``<home>/logs/spark.log``."""
     logs = settings.home.resolve() / "logs"
@@ -113,8 +125,9 @@ def build_spark(settings: Settings, app_name: str = "eventlake", *, s3_endpoint:
         # of its stream threads overflowed doing so at stop (thousands of lines of StackOverflowError).
         .config(
             "spark.driver.extraJavaOptions",
-            f"-Xss16m -Dlog4j2.configurationFile=file:{spark_log_config(settings)}",
+            f"-Xss16m -Dlog4j2.configurationFile=file:{spark_log_config(settings)} {avro_limits(settings)}",
         )
+        .config("spark.executor.extraJavaOptions", avro_limits(settings))
     )
     if settings.lake_uri.startswith(("s3://", "s3a://")) or settings.s3.local or settings.s3.endpoint:
         s3 = settings.s3

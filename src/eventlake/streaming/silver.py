@@ -78,12 +78,18 @@ def decode(batch: DataFrame, writers: dict[int, str], reader: str) -> DataFrame:
     return batch.withColumn("_rec", F.coalesce(*branches, none))
 
 
-def _reason(rules: SourceRules, known_ids: list[int], future_skew_s: int) -> Column:
-    """The first reason a row is invalid: decoding, the critical row rules in order, then the future."""
+def _reason(rules: SourceRules, known_ids: list[int], required: list[str], future_skew_s: int) -> Column:
+    """The first reason a row is invalid: decoding, the critical row rules in order, then the future.
+
+    ``from_avro`` in PERMISSIVE mode gives a malformed body a struct whose fields are all null, not a
+    null struct; a field the reader schema declares non-null can be null only then."""
     rule = F.when(~_wire(), F.lit("not_wire_format")).when(
         ~F.col("_schema_id").isin(known_ids) if known_ids else F.lit(True), F.lit("unknown_schema_id")
     )
-    rule = rule.when(F.col("_rec").isNull(), F.lit("undecodable"))
+    malformed = F.col("_rec").isNull()
+    for name in required:
+        malformed |= F.col(f"_rec.{name}").isNull()
+    rule = rule.when(malformed, F.lit("undecodable"))
     for r in rules.row:
         if r.severity == "critical":
             rule = rule.when(checks.failed(r), F.lit(r.rule_name))
@@ -91,10 +97,14 @@ def _reason(rules: SourceRules, known_ids: list[int], future_skew_s: int) -> Col
     return rule.when(F.col("_rec.event_time") > ahead, F.lit(FUTURE))
 
 
-def check(decoded: DataFrame, rules: SourceRules, known_ids: list[int], *, future_skew_s: int) -> DataFrame:
+def check(
+    decoded: DataFrame, rules: SourceRules, known_ids: list[int], reader: str, *, future_skew_s: int
+) -> DataFrame:
     """Add ``_reason``: decoding, the critical row rules, the future (everything but lateness).
     Persist the result: :func:`late` reads it twice, and decoding twice costs more than caching."""
-    return decoded.withColumn("_reason", _reason(rules, known_ids, future_skew_s))
+    optional = set(optional_fields(reader))
+    required = [f["name"] for f in json.loads(reader)["fields"] if f["name"] not in optional]
+    return decoded.withColumn("_reason", _reason(rules, known_ids, required, future_skew_s))
 
 
 def late(checked: DataFrame, *, prior: dict[int, dt.datetime], lateness_s: int) -> DataFrame:
