@@ -64,6 +64,8 @@ batch_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(batch_app, name="batch")
+checkpoints_app = typer.Typer(help="The streaming queries' checkpoints.", no_args_is_help=True)
+app.add_typer(checkpoints_app, name="checkpoints")
 
 out = Console()
 err = Console(stderr=True)
@@ -364,6 +366,41 @@ def stream(
         return
     counts = run_jobs(settings, live, jobs, until_idle=False, on_progress=_print_progress)
     _print_counts(counts)
+
+
+class StartChoice(StrEnum):
+    committed = "committed"
+    latest = "latest"
+
+
+@checkpoints_app.command("reset")
+def checkpoints_reset(
+    source: Annotated[SourceChoice, typer.Option(help="Whose query; `all`: every source's.")],
+    start: Annotated[
+        StartChoice,
+        typer.Option(
+            "--from",
+            help="committed: where the last committed batch ended (nothing read twice or skipped);"
+            " latest: skip the backlog (those records reach no layer).",
+        ),
+    ] = StartChoice.committed,
+    yes: Annotated[bool, typer.Option("--yes", help="Do it (the checkpoint is deleted).")] = False,
+) -> None:
+    """Start a query on a new checkpoint (after Spark refuses the old one); refused while a pipeline
+    runs on the lake. The next `eventlake stream` is a new run of the query."""
+    if not yes:
+        raise EventlakeError("a reset deletes the checkpoint", "add --yes to do it")
+    from eventlake.streaming.reset import reset_checkpoints  # noqa: PLC0415 - pyspark is slow to import
+
+    settings = _settings()
+    names = list(settings.topics.sources) if source is SourceChoice.all else [source.value]
+    for name, starting in reset_checkpoints(settings, endpoints(settings).postgres_url, names, start.value).items():
+        err.print(
+            f"{name}: checkpoint reset; the next run starts at {starting}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _print_counts(counts: dict[str, Any]) -> None:

@@ -160,7 +160,13 @@ class Jobs(list[StreamingQuery]):
                 if (why := self.supervisor.failed(p.name, str(query_failed(q)))) is not None:
                     return why
             if self.supervisor.due(p.name):
-                self[i], self.passes[i] = self._restart_pass(p.source)
+                try:
+                    self[i], self.passes[i] = self._restart_pass(p.source)
+                except Exception as err:  # e.g. PostgreSQL still down: counts as another failure
+                    self.supervisor.retry_failed(p.name)
+                    if (why := self.supervisor.failed(p.name, f"restart failed: {err!r}")) is not None:
+                        return why
+                    continue
                 self.supervisor.restarted(p.name)
         if self.serving is not None and (gone := self.serving.failure()) is not None:
             if self._restart_serving is None:

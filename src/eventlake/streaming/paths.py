@@ -56,6 +56,29 @@ def clear_interrupted_writes(location: str) -> list[str]:
     return removed
 
 
+def has_offsets(location: str) -> bool:
+    """The (local) checkpoint has started a batch: its offset log has an entry. Object-store
+    checkpoints count as started (``eventlake stream reset`` works on local checkpoints only)."""
+    if "://" in location:
+        return True
+    logs = Path(location) / "offsets"
+    return logs.is_dir() and any(p.name.isdigit() for p in logs.iterdir())
+
+
+def committed_offsets(location: str) -> str | None:
+    """The Kafka offsets up to which the (local) checkpoint's last committed batch read, as Spark's
+    ``startingOffsets`` JSON; None if it committed no batch."""
+    commits = Path(location) / "commits"
+    done = (
+        sorted((int(p.name) for p in commits.iterdir() if p.name.isdigit()), reverse=True) if commits.is_dir() else []
+    )
+    if not done:
+        return None
+    # An offset log entry: a version line, the batch's metadata, then one line per source.
+    lines = (Path(location) / "offsets" / str(done[0])).read_text().splitlines()
+    return lines[2]
+
+
 def with_trigger(writer: DataStreamWriter, settings: Settings, *, until_idle: bool) -> DataStreamWriter:
     """``availableNow`` (process what is there, then stop) or a fixed processing-time trigger."""
     if until_idle:

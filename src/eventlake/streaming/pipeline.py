@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -52,11 +53,18 @@ from eventlake.quality.rules import Detector, SourceRules
 from eventlake.quality.store import METRICS_SCHEMA, BatchFacts, record_batch
 from eventlake.streaming import silver as sv
 from eventlake.streaming.gold import aggregate, touched, window_rows
-from eventlake.streaming.paths import checkpoint, clear_interrupted_writes, table, with_trigger
+from eventlake.streaming.paths import checkpoint, clear_interrupted_writes, has_offsets, table, with_trigger
 from eventlake.streaming.schemas import SchemaCache
 from eventlake.streaming.sinks import DeadLetters, DeltaAppend, DeltaUpsert, PostgresUpsert
 from eventlake.streaming.specs import SPECS_BY_SOURCE, longest_window_minutes, state_columns
-from eventlake.streaming.state import BatchStart, begin_batch, save_watermarks
+from eventlake.streaming.state import (
+    BatchStart,
+    begin_batch,
+    clear_reset,
+    pending_reset,
+    run_base,
+    save_watermarks,
+)
 from eventlake.streaming.tables import BRONZE_COLUMNS
 from eventlake.streaming.windows import OpenWindows, hold, release
 
@@ -123,9 +131,26 @@ class OnePass:
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"{self.name}-sink")
         self._timings: dict[str, float] = {}
         self._replay = True
+        self._query_id: str | None = None
+        self._bound = threading.Event()
+        self.base: int | None = None  # batch key = base + Spark's batch id (streaming.state)
 
-    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+    def bind(self, query_id: str) -> None:
+        """The started query's id (its checkpoint's identity): batches wait for it."""
+        self._query_id = query_id
+        self._bound.set()
+
+    def __call__(self, batch: DataFrame, spark_batch_id: int) -> None:
         self._timings = {}
+        if not self._bound.wait(60) or self._query_id is None:
+            raise RuntimeError(f"{self.name}: the query's id never arrived")
+        if self.base is None:
+            query_id = self._query_id
+            self.base = pg.retrying(
+                lambda: run_base(self.live.postgres_url, self.name, query_id), what=f"{self.name} run"
+            )
+        # Every guard below keys on this, not on Spark's batch id, which restarts at 0 with a new checkpoint.
+        batch_id = self.base + spark_batch_id
         with self._phase("begin"):
             # Recorded before any write: a batch that finds its record is a replay, and its sinks check.
             start = pg.retrying(
@@ -362,14 +387,17 @@ def _wait(futures: list[Future[Any]]) -> BaseException | None:
     return errors[0] if errors else None
 
 
-def kafka_stream(spark: SparkSession, settings: Settings, source: str, bootstrap: str) -> DataFrame:
+def kafka_stream(
+    spark: SparkSession, settings: Settings, source: str, bootstrap: str, starting: str = "earliest"
+) -> DataFrame:
     """``raw.<source>`` as a stream; only committed records (``read_committed``): an aborted
-    transaction's records never reach any layer."""
+    transaction's records never reach any layer. ``starting``: where a new checkpoint starts
+    (Spark ignores it once the checkpoint has offsets)."""
     return (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", bootstrap)
         .option("subscribe", settings.topics.raw(source))
-        .option("startingOffsets", "earliest")
+        .option("startingOffsets", starting)
         .option("includeHeaders", "true")
         .option("kafka.isolation.level", "read_committed")
         .option("maxOffsetsPerTrigger", settings.streaming.max_offsets_per_trigger)
@@ -394,11 +422,20 @@ def start_pass(
     name = query_name(source)
     location = checkpoint(settings, name)
     clear_interrupted_writes(location)
+    starting = "earliest"
+    if (reset := pending_reset(live.postgres_url, name)) is not None:
+        if has_offsets(location):
+            clear_reset(live.postgres_url, name)  # the reset's checkpoint is under way: it took effect
+        else:
+            starting = reset
+            log.info("starting a reset query", extra={"query": name, "starting_offsets": reset})
     process = OnePass(spark, settings, source, live, layers=layers, counts=counts, rules=rules, detectors=detectors)
     writer = (
-        kafka_stream(spark, settings, source, live.bootstrap)
+        kafka_stream(spark, settings, source, live.bootstrap, starting)
         .writeStream.queryName(name)
         .foreachBatch(process)
         .option("checkpointLocation", location)
     )
-    return with_trigger(writer, settings, until_idle=until_idle).start(), process
+    query = with_trigger(writer, settings, until_idle=until_idle).start()
+    process.bind(str(query.id))
+    return query, process

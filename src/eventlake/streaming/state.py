@@ -1,8 +1,12 @@
-"""Small per-query state in PostgreSQL: committed batches, per-partition event-time watermarks, and the
-silver table version each batch started from.
+"""Small per-query state in PostgreSQL: committed batches, per-partition event-time watermarks, the
+silver table version each batch started from, and the runs of each query.
 
-All are keyed by batch id, so that a replayed batch (after a crash between the sink commit and
-Spark's checkpoint commit) sees exactly the state it saw the first time.
+All are keyed by batch key, so that a replayed batch (after a crash between the sink commit and
+Spark's checkpoint commit) sees exactly the state it saw the first time. A batch key is Spark's
+batch id plus the base of the query's *run*: a run is one checkpoint (Spark's query id), and a new
+checkpoint (``eventlake stream reset``, or one deleted by hand) starts its batch ids at 0 again.
+Its base is then past every key the query used before, so its batches are never taken for replays
+of the old run's (which silently skipped their writes).
 """
 
 from __future__ import annotations
@@ -31,6 +35,18 @@ CREATE TABLE IF NOT EXISTS eventlake_stream_watermarks (
     max_event_time  timestamptz NOT NULL,
     PRIMARY KEY (query, batch_id, kafka_partition)
 );
+CREATE TABLE IF NOT EXISTS eventlake_stream_runs (
+    query      text NOT NULL,
+    query_id   text NOT NULL,
+    base       bigint NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (query, query_id)
+);
+CREATE TABLE IF NOT EXISTS eventlake_stream_resets (
+    query            text PRIMARY KEY,
+    starting_offsets text NOT NULL,
+    reset_at         timestamptz NOT NULL DEFAULT now()
+);
 CREATE TABLE IF NOT EXISTS eventlake_stream_batches (
     query          text NOT NULL,
     batch_id       bigint NOT NULL,
@@ -45,6 +61,52 @@ def ensure_state_tables(url: str) -> None:
     with pg.connect(url) as conn:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('eventlake_stream_state'))")
         conn.execute(DDL)
+
+
+def run_base(url: str, query: str, query_id: str) -> int:
+    """The batch-key base of the run ``query_id`` of ``query`` (recorded the first time it is asked).
+
+    The first run a query ever has gets 0 (so a checkpoint from before runs were recorded keeps its
+    keys); each later one starts after the newest key recorded for the query."""
+    with pg.connect(url) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"eventlake_stream_runs:{query}",))
+        row = conn.execute(
+            "SELECT base FROM eventlake_stream_runs WHERE query = %s AND query_id = %s", (query, query_id)
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+        first = conn.execute("SELECT 1 FROM eventlake_stream_runs WHERE query = %s LIMIT 1", (query,)).fetchone()
+        newest = conn.execute(
+            "SELECT greatest((SELECT max(batch_id) FROM eventlake_stream_batches WHERE query = %s),"
+            " (SELECT max(base) FROM eventlake_stream_runs WHERE query = %s))",
+            (query, query),
+        ).fetchone()
+        base = 0 if first is None or newest is None or newest[0] is None else int(newest[0]) + 1
+        conn.execute(
+            "INSERT INTO eventlake_stream_runs (query, query_id, base) VALUES (%s, %s, %s)", (query, query_id, base)
+        )
+    return base
+
+
+def pending_reset(url: str, query: str) -> str | None:
+    """Where a reset query starts reading (Spark ``startingOffsets``), until its new checkpoint has offsets."""
+    with pg.connect(url) as conn:
+        row = conn.execute("SELECT starting_offsets FROM eventlake_stream_resets WHERE query = %s", (query,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def record_reset(url: str, query: str, starting_offsets: str) -> None:
+    with pg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO eventlake_stream_resets (query, starting_offsets) VALUES (%s, %s)"
+            " ON CONFLICT (query) DO UPDATE SET starting_offsets = excluded.starting_offsets, reset_at = now()",
+            (query, starting_offsets),
+        )
+
+
+def clear_reset(url: str, query: str) -> None:
+    with pg.connect(url) as conn:
+        conn.execute("DELETE FROM eventlake_stream_resets WHERE query = %s", (query,))
 
 
 @dataclass(frozen=True)

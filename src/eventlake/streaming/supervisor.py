@@ -79,6 +79,10 @@ class Supervisor:
         rec = self._records.get(component)
         return rec is not None and rec.due is not None and self.clock() >= rec.due
 
+    def retry_failed(self, component: str) -> None:
+        """The restart itself failed: the component is failed again, not waiting for a restart."""
+        self._records[component].due = None
+
     def restarted(self, component: str) -> None:
         rec = self._records[component]
         rec.due = None
