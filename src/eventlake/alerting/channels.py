@@ -100,7 +100,8 @@ class SlackChannel:
 def message_id(settings: Settings, payload: dict[str, Any]) -> str:
     """``<key@domain of the sender>``: the same for every re-send of one notification, so receivers
     that dedupe by Message-ID keep one; a payload without a key gets a fresh id."""
-    domain = settings.alert.email_from.rpartition("@")[2].strip(" <>") or "eventlake.invalid"
+    sender = settings.alert.email_from
+    domain = (sender.rpartition("@")[2].strip(" <>") if "@" in sender else "") or "eventlake.invalid"
     key = idempotency_key(payload)
     return f"<{key}@{domain}>" if key else make_msgid(domain=domain)
 
