@@ -374,6 +374,13 @@ class DashboardSettings(Section):
     refresh_s: float = Field(default=5.0, gt=0)
     #: how much history the charts show
     window_minutes: int = Field(default=30, gt=0, le=24 * 60)
+    #: server-sent-events clients served at once; one more is answered 503 with Retry-After (every
+    #: client shares one snapshot per refresh, so this bounds sockets and memory, not queries)
+    max_clients: int = Field(default=50, gt=0, le=10_000)
+    #: PostgreSQL connections of the dashboard (pool): the snapshot task, /api/snapshot, health, resolve
+    pool_size: int = Field(default=4, ge=2, le=50)
+    #: how long a request waits for a pooled connection (and a new connection for its handshake)
+    pool_timeout_s: float = Field(default=5.0, gt=0)
 
 
 class ConnectSettings(Section):

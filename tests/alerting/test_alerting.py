@@ -251,3 +251,174 @@ def test_dispatcher_thread_survives_a_bad_delivery_and_reports_its_backlog(
         rows = dict(conn.execute("SELECT channel, status || ' ' || coalesce(last_error, '') FROM dq_alert_deliveries"))
     assert rows["slack"].startswith("sent") and rows["kafka"].startswith("sent")
     assert rows["pager"] == "failed RuntimeError: channel 'pager' is not configured in this process"
+
+
+def test_a_resend_carries_the_same_idempotency_key_on_every_channel(
+    make_settings: MakeSettings, kafka_bootstrap: str, fresh_db: str
+) -> None:
+    """Slack and SMTP accept the first send but their answer never arrives (it comes after the
+    client's timeout): the dispatcher sends again, at-least-once, with the same key; a receiver that
+    dedupes by it (Idempotency-Key, Message-ID) keeps one. The next notification has its own key."""
+    hook = Webhook(delays_s=[1.5])
+    mailbox = Mailbox(delays_s=[1.5])
+    port = free_port()
+    try:
+        settings = alert_settings(
+            make_settings,
+            kafka_bootstrap,
+            slack={"webhook_url": hook.url, "timeout_s": 0.3},
+            smtp={"host": "127.0.0.1", "port": port, "timeout_s": 0.3},
+        )
+        dispatcher = Dispatcher(settings, fresh_db, kafka_bootstrap)
+        with smtp_server(port, mailbox):
+            apply(fresh_db, settings, True, T0)
+            assert dispatcher.drain(20) == 0
+            with psycopg.connect(fresh_db) as conn:
+                rows = conn.execute(
+                    "SELECT channel, attempts, payload->>'idempotency_key', payload->>'episode'"
+                    " FROM dq_alert_deliveries ORDER BY id"
+                ).fetchall()
+                alert_id = conn.execute("SELECT id FROM dq_alerts").fetchone()[0]  # type: ignore[index]
+            keys = {r[2] for r in rows}
+            assert len(keys) == 1 and None not in keys  # one notification, one key for all its channels
+            (key,) = keys
+            assert {r[0]: r[1] for r in rows} == {"kafka": 1, "slack": 2, "email": 2}  # two tries each
+            assert {r[3] for r in rows} == {f"{KEY}#{alert_id}"}
+            # Slack itself would post both; deduped by the header there is one.
+            assert hook.calls == 2 and len(hook.bodies) == 2
+            assert hook.by_key() == {key: 2}
+            assert f"id `{key}`" in hook.bodies[0]["blocks"][2]["elements"][0]["text"]
+            assert mailbox.by_message_id() == {f"<{key}@example.com>": 2}
+            # A second notification of the same episode (resolved) has a key of its own.
+            apply(fresh_db, settings, False, T0 + dt.timedelta(seconds=90))
+            assert dispatcher.drain(20) == 0
+        resolved_key = next(k for k in hook.by_key() if k != key)
+        assert hook.by_key() == {key: 2, resolved_key: 1}
+        assert mailbox.by_message_id()[f"<{resolved_key}@example.com>"] == 1
+        consumer = Consumer(
+            {"bootstrap.servers": kafka_bootstrap, "group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"}
+        )
+        consumer.subscribe([settings.topics.alerts])
+        records: list[tuple[bytes | None, dict[str, bytes]]] = []
+        deadline = time.monotonic() + 20
+        while len(records) < 2 and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                records.append((msg.key(), dict(msg.headers() or [])))
+        consumer.close()
+        episode = f"{KEY}#{alert_id}".encode()
+        assert records == [
+            (episode, {"idempotency-key": key.encode()}),
+            (episode, {"idempotency-key": resolved_key.encode()}),
+        ]
+    finally:
+        hook.close()
+
+
+def test_a_receiver_answering_a_binary_error_body_is_recorded_and_retried(
+    make_settings: MakeSettings, kafka_bootstrap: str, fresh_db: str
+) -> None:
+    """A webhook URL pointing at something that answers 502 with binary bytes: the error text has NUL
+    bytes, which PostgreSQL text refuses. The failure must be recorded (not end the poll as if
+    PostgreSQL were down, sending nothing else) and the delivery retried."""
+    hook = Webhook(statuses=[502], error_body=b"\x00\x01\x02 upstream \x00")
+    try:
+        settings = alert_settings(make_settings, kafka_bootstrap, slack={"webhook_url": hook.url})
+        dispatcher = Dispatcher(settings, fresh_db, kafka_bootstrap)
+        apply(fresh_db, settings, True, T0)
+        assert dispatcher.run_once() == 1  # kafka sent; slack failed and recorded, nothing raised
+        with psycopg.connect(fresh_db) as conn:
+            status, attempts, error = conn.execute(
+                "SELECT status, attempts, last_error FROM dq_alert_deliveries WHERE channel = 'slack'"
+            ).fetchone()  # type: ignore[misc]
+        assert (status, attempts) == ("pending", 1)
+        assert error.startswith("RuntimeError: Slack webhook answered 502") and "\x00" not in error
+        assert dispatcher.drain(20) == 0
+        assert hook.calls == 2 and len(hook.bodies) == 1
+    finally:
+        hook.close()
+
+
+def test_deliveries_that_break_the_dispatcher_do_not_stop_the_alerts_behind_them(
+    make_settings: MakeSettings, kafka_bootstrap: str, fresh_db: str, webhook: Webhook, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two bad rows ahead of a good alert: an attempts count whose backoff overflows a float, and one
+    at the integer column's maximum (its failure record is out of range). The running thread must
+    record both, count the one that broke it in eventlake_alert_dispatcher_errors_total{error}, stay
+    alive and deliver the alert queued after them."""
+    from eventlake.observability.metrics import ALERT_DISPATCHER_ERRORS  # noqa: PLC0415
+
+    settings = alert_settings(make_settings, kafka_bootstrap, slack={"webhook_url": webhook.url}, poll_s=0.1)
+    dispatcher = Dispatcher(settings, fresh_db, kafka_bootstrap)
+    apply(fresh_db, settings, True, T0)
+    dispatcher.run_once()  # the first alert is out
+    assert webhook.calls == 1
+    with psycopg.connect(fresh_db) as conn:
+        alert_id = conn.execute("SELECT id FROM dq_alerts").fetchone()[0]  # type: ignore[index]
+        bad = [
+            conn.execute(
+                "INSERT INTO dq_alert_deliveries (alert_id, kind, channel, payload, attempts)"
+                " VALUES (%s, 'firing', 'pager', '{\"key\": \"k\"}', %s) RETURNING id",
+                (alert_id, attempts),
+            ).fetchone()[0]  # type: ignore[index]
+            for attempts in (1100, 2**31 - 1)
+        ]
+    with psycopg.connect(fresh_db) as conn, conn.transaction():
+        observe(conn, settings, Observation("dq:transactions:later", "warning", True, "later"), T0)
+    before = ALERT_DISPATCHER_ERRORS.labels("NumericValueOutOfRange")._value.get()
+    dispatcher.start()
+    try:
+        deadline = time.monotonic() + 20
+        with caplog.at_level("ERROR", logger="eventlake.alerting.dispatcher"):
+            while time.monotonic() < deadline and (dispatcher.pending() or webhook.calls < 2):
+                time.sleep(0.1)
+        assert dispatcher.alive
+    finally:
+        dispatcher.stop()
+    assert not dispatcher.alive
+    assert webhook.calls == 2 and "dq:transactions:later" in webhook.bodies[1]["text"]
+    with psycopg.connect(fresh_db) as conn:
+        rows = dict(
+            conn.execute("SELECT id, status || ' ' || last_error FROM dq_alert_deliveries WHERE id = ANY(%s)", (bad,))
+        )
+    assert rows[bad[0]] == "failed RuntimeError: channel 'pager' is not configured in this process"
+    assert rows[bad[1]].startswith("failed dispatcher: NumericValueOutOfRange")
+    assert ALERT_DISPATCHER_ERRORS.labels("NumericValueOutOfRange")._value.get() == before + 1
+    broke = [r for r in caplog.records if r.getMessage() == "alert delivery broke the dispatcher"]
+    assert [(r.delivery_id, r.channel, r.key) for r in broke] == [(bad[1], "pager", "k")]  # type: ignore[attr-defined]
+
+
+def test_the_outbox_backlog_gauge_is_set_on_every_poll(
+    make_settings: MakeSettings, kafka_bootstrap: str, fresh_db: str
+) -> None:
+    """eventlake_alert_outbox_pending after a poll is what is still pending then (not what was before
+    it sent), and the dispatcher thread keeps it current without anyone calling run_once."""
+    from eventlake.observability.metrics import ALERT_OUTBOX_PENDING  # noqa: PLC0415
+
+    hook = Webhook(statuses=[500, 500])
+    try:
+        settings = alert_settings(
+            make_settings, kafka_bootstrap, slack={"webhook_url": hook.url}, poll_s=0.1, retry_base_s=0.3
+        )
+        dispatcher = Dispatcher(settings, fresh_db, kafka_bootstrap)
+        apply(fresh_db, settings, True, T0)
+        dispatcher.run_once()
+        assert ALERT_OUTBOX_PENDING._value.get() == 1  # kafka sent, slack waits for its retry
+        dispatcher.start()
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and (hook.calls < 3 or ALERT_OUTBOX_PENDING._value.get() != 0):
+                time.sleep(0.05)
+            assert hook.calls == 3 and ALERT_OUTBOX_PENDING._value.get() == 0
+            # A webhook that answers 500 from now on: the backlog stays visible, poll after poll.
+            hook.statuses = [500] * 1000
+            with psycopg.connect(fresh_db) as conn, conn.transaction():
+                observe(conn, settings, Observation("dq:user_activity:other", "warning", True, "x"), T0)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and hook.calls < 5:
+                time.sleep(0.05)
+            assert ALERT_OUTBOX_PENDING._value.get() == 1
+        finally:
+            dispatcher.stop()
+    finally:
+        hook.close()

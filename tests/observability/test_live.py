@@ -179,7 +179,13 @@ def test_metrics_health_and_dashboard_during_a_real_run(
         assert value(serving, "eventlake_serving_records_total", outcome="invalid") > 0  # the 5 % faults
 
         health = httpx.get(f"{url}/health/ready", timeout=10)
-        assert health.status_code == 200 and set(health.json()["checks"]) == {"kafka", "postgres", "queries"}
+        assert health.status_code == 200 and set(health.json()["checks"]) == {
+            "kafka",
+            "postgres",
+            "queries",
+            "restarts",
+            "alerts",
+        }
         status = Stack(settings).status()
         assert status["streaming"]["ok"] is True and status["streaming"]["url"] == url
 

@@ -1,8 +1,18 @@
 """Notification channels. Each ``send`` raises on failure; the dispatcher retries with backoff.
 
-- ``slack``: an incoming webhook, Block Kit payload (``text`` is the fallback for notifications).
-- ``email``: SMTP, STARTTLS and login when configured; plain-text and HTML alternatives.
-- ``kafka``: JSON on the ``topics.alerts`` topic, keyed by the alert key (compaction-friendly).
+Delivery is at-least-once (a send whose answer is lost is sent again), so every channel passes the
+notification's ``idempotency_key`` (see :mod:`eventlake.alerting.store`) where its protocol has a
+place for it, and a receiver that dedupes by it shows each notification once:
+
+- ``slack``: an incoming webhook, Block Kit payload (``text`` is the fallback for notifications),
+  header ``Idempotency-Key``. Slack's incoming webhooks do **not** honour it (a re-send posts
+  twice); a relay or a receiver of our own can dedupe by it, and the key is shown in the message's
+  context line so a human can tell a re-send.
+- ``email``: SMTP, STARTTLS and login when configured; plain-text and HTML alternatives;
+  ``Message-ID: <key@sender domain>``, the header MTAs, archives and mail clients dedupe by.
+- ``kafka``: JSON on the ``topics.alerts`` topic, keyed by the episode (``<alert key>#<alert id>``),
+  header ``idempotency-key``; idempotent producer (broker-side dedupe of the producer's own
+  retries), consumers dedupe re-sends by the header.
 - ``log``: a structured log record; the channel when neither Slack nor email is configured.
 """
 
@@ -15,6 +25,7 @@ import smtplib
 import ssl
 from collections.abc import Callable
 from email.message import EmailMessage
+from email.utils import make_msgid
 from typing import Any, Protocol
 
 import httpx
@@ -29,6 +40,18 @@ ICON = {("firing", "critical"): ":red_circle:", ("firing", "warning"): ":large_o
 
 class Channel(Protocol):
     def send(self, payload: dict[str, Any]) -> None: ...
+
+
+#: the HTTP header of the Slack webhook POST that carries the idempotency key
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: the Kafka record header that carries it
+KAFKA_KEY_HEADER = "idempotency-key"
+
+
+def idempotency_key(payload: dict[str, Any]) -> str | None:
+    """The notification's key (None for payloads queued without one, e.g. a DQ report)."""
+    key = payload.get("idempotency_key")
+    return key if isinstance(key, str) and key else None
 
 
 def title(payload: dict[str, Any]) -> str:
@@ -50,7 +73,8 @@ def slack_blocks(payload: dict[str, Any]) -> dict[str, Any]:
                     {
                         "type": "mrkdwn",
                         "text": f"key `{payload['key']}` · first seen {payload['first_seen']}"
-                        f" · last seen {payload['last_seen']}",
+                        f" · last seen {payload['last_seen']}"
+                        + (f" · id `{idempotency_key(payload)}`" if idempotency_key(payload) else ""),
                     }
                 ],
             },
@@ -65,10 +89,21 @@ class SlackChannel:
         self._timeout = settings.slack.timeout_s
 
     def send(self, payload: dict[str, Any]) -> None:
-        response = httpx.post(self._url, json=slack_blocks(payload), timeout=self._timeout)
+        key = idempotency_key(payload)
+        headers = {IDEMPOTENCY_HEADER: key} if key else {}
+        response = httpx.post(self._url, json=slack_blocks(payload), headers=headers, timeout=self._timeout)
         if response.status_code >= 300:
             # The URL is a secret: report the status and body only.
             raise RuntimeError(f"Slack webhook answered {response.status_code}: {response.text[:200]}")
+
+
+def message_id(settings: Settings, payload: dict[str, Any]) -> str:
+    """``<key@domain of the sender>``: the same for every re-send of one notification, so receivers
+    that dedupe by Message-ID keep one; a payload without a key gets a fresh id."""
+    sender = settings.alert.email_from
+    domain = (sender.rpartition("@")[2].strip(" <>") if "@" in sender else "") or "eventlake.invalid"
+    key = idempotency_key(payload)
+    return f"<{key}@{domain}>" if key else make_msgid(domain=domain)
 
 
 def email_message(settings: Settings, payload: dict[str, Any]) -> EmailMessage:
@@ -76,6 +111,7 @@ def email_message(settings: Settings, payload: dict[str, Any]) -> EmailMessage:
     msg["Subject"] = title(payload)
     msg["From"] = settings.alert.email_from
     msg["To"] = ", ".join(settings.alert.recipients)
+    msg["Message-ID"] = message_id(settings, payload)
     lines = [
         payload["message"],
         "",
@@ -117,14 +153,20 @@ class EmailChannel:
 class KafkaChannel:
     def __init__(self, settings: Settings, bootstrap: str) -> None:
         self._topic = settings.topics.alerts
-        self._producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 0})
+        # Idempotent (implies acks=all): the producer's own retries are deduplicated by the broker.
+        self._producer = Producer(
+            {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 0}
+        )
 
     def send(self, payload: dict[str, Any]) -> None:
         errors: list[str] = []
+        key = idempotency_key(payload)
         self._producer.produce(
             self._topic,
-            key=payload["key"].encode(),
+            # Keyed by the episode: its firing and resolved records share a partition, in order.
+            key=str(payload.get("episode") or payload["key"]).encode(),
             value=json.dumps(payload).encode(),
+            headers=[(KAFKA_KEY_HEADER, key.encode())] if key else None,
             on_delivery=lambda err, _msg: errors.append(str(err)) if err else None,
         )
         if self._producer.flush(10) > 0:

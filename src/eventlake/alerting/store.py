@@ -13,12 +13,19 @@ Rules, per dedupe key:
 
 ``dq_alerts.channels`` lists the channels that delivered; deliveries still pending or given up
 stay in ``dq_alert_deliveries`` with their last error.
+
+Every notification carries an ``idempotency_key``, drawn once when it is queued (in the transaction
+that decides it) and stored in its payload, so every retry and every channel of that notification
+sends the same key: receivers that dedupe by it (an ``Idempotency-Key`` header, an email
+``Message-ID``, a Kafka header) see a re-send as the duplicate it is. ``episode`` names the firing
+episode (``<key>#<alert id>``) that the notification belongs to.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -127,12 +134,19 @@ def fire_alert(url: str, settings: Settings, key: str, severity: Severity, messa
             return observe(conn, settings, Observation(key, severity, True, message))
 
 
+def episode(key: str, alert_id: int) -> str:
+    """The firing episode an alert row stands for: its key and row id (one open row per key)."""
+    return f"{key}#{alert_id}"
+
+
 def _enqueue(conn: psycopg.Connection[Any], settings: Settings, alert_id: int, kind: str) -> str:
     key, severity, first_seen, last_seen, message = conn.execute(  # type: ignore[misc]
         "SELECT key, severity, first_seen, last_seen, message FROM dq_alerts WHERE id = %s", (alert_id,)
     ).fetchone()
     payload = {
         "alert_id": alert_id,
+        "episode": episode(key, alert_id),
+        "idempotency_key": f"a{alert_id}-{kind}-{uuid.uuid4().hex}",
         "kind": kind,
         "key": key,
         "severity": severity,

@@ -1,8 +1,10 @@
 """The live web dashboard: KPIs from the PostgreSQL gold tables, pipeline health, data quality.
 
 ``GET /`` is a static page (uPlot, vendored from npm at setup: no CDN at run time) that listens
-to ``GET /api/events`` (server-sent events, one snapshot every ``dashboard.refresh_s``) and
-redraws without reloading. ``GET /api/snapshot`` is the same JSON once. Read-only, except
+to ``GET /api/events`` (server-sent events, one snapshot every ``dashboard.refresh_s``, computed
+once for all clients; beyond ``dashboard.max_clients`` clients: 503 + ``Retry-After``) and
+redraws without reloading. ``GET /api/snapshot`` is the same JSON once (the shared one while fresh).
+PostgreSQL is reached through a pool of ``dashboard.pool_size`` connections. Read-only, except
 ``POST /api/alerts/{id}/resolve``, which needs ``Authorization: Bearer <dashboard.token>`` and is
 disabled when no token is configured.
 
@@ -28,7 +30,6 @@ Speed, as the page shows it:
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hmac
 import json
@@ -38,6 +39,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,14 +47,18 @@ from typing import Annotated, Any
 import httpx
 import psycopg
 from fastapi import FastAPI, Header, HTTPException
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client.parser import text_string_to_metric_families
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import ConnectionPool
+from starlette.types import Receive, Scope, Send
 
 from eventlake import pg
 from eventlake.config import Settings
 from eventlake.observability.metrics import DASHBOARD_SNAPSHOTS
-from eventlake.observability.server import add_health, postgres_check
+from eventlake.observability.server import Check, add_health
+from eventlake.observability.snapshots import Slot, SnapshotHub
 from eventlake.quality.report import open_alerts, rule_rates
 from eventlake.quality.store import ensure_quality_tables
 from eventlake.streaming.specs import GOLD_SPECS, GoldSpec, ensure_gold_table
@@ -349,20 +355,69 @@ def streaming_metrics_url(settings: Settings) -> str | None:
         return None
 
 
+#: ``application_name`` of every dashboard connection (find them in ``pg_stat_activity``)
+APPLICATION_NAME = "eventlake-dashboard"
+
+
+def dashboard_pool(settings: Settings, postgres_url: str) -> ConnectionPool:
+    """The dashboard's PostgreSQL connections: at most ``dashboard.pool_size``, each bounded like
+    :func:`eventlake.pg.connect` (connect timeout, keepalives), checked on checkout so a PostgreSQL
+    restart costs one failed check, not a failed page. Opened in the background: the app starts
+    (and reports not ready) while PostgreSQL is down."""
+    cfg = settings.dashboard
+    return ConnectionPool(
+        postgres_url,
+        min_size=1,
+        max_size=cfg.pool_size,
+        timeout=cfg.pool_timeout_s,
+        kwargs={"connect_timeout": max(1, round(cfg.pool_timeout_s)), "application_name": APPLICATION_NAME}
+        | pg.KEEPALIVES,
+        check=ConnectionPool.check_connection,
+        name="dashboard",
+        open=True,
+    )
+
+
+def pool_check(pool: ConnectionPool) -> Check:
+    def check() -> tuple[bool, str]:
+        try:
+            with pool.connection(timeout=3) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as err:
+            return False, f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        return True, "ok"
+
+    return check
+
+
 def create_app(settings: Settings, postgres_url: str) -> FastAPI:
     """The dashboard over ``postgres_url``. Creates the (empty) tables it reads if they do not exist yet,
-    so the page works before the first pipeline run."""
-    ensure_quality_tables(postgres_url)
+    so the page works before the first pipeline run.
+
+    PostgreSQL sees at most ``dashboard.pool_size`` connections from it (``application_name``
+    ``eventlake-dashboard``) whatever the number of browsers: one task computes the snapshot once per
+    ``refresh_s`` for all SSE clients (:mod:`eventlake.observability.snapshots`), at most
+    ``dashboard.max_clients`` of them (then 503 + ``Retry-After``)."""
+    tagged = make_conninfo(postgres_url, application_name=APPLICATION_NAME)
+    ensure_quality_tables(tagged)
     for spec in GOLD_SPECS:
-        ensure_gold_table(postgres_url, spec)
-    app = FastAPI(title="eventlake dashboard", docs_url=None, redoc_url=None)
+        ensure_gold_table(tagged, spec)
     cfg = settings.dashboard
-    add_health(app, {"postgres": postgres_check(postgres_url)})
+    pool = dashboard_pool(settings, tagged)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        pool.close()
+
+    app = FastAPI(title="eventlake dashboard", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.pool = pool
+    add_health(app, {"postgres": pool_check(pool)})
     durations = BatchDurations()
     lateness_s = float(settings.streaming.allowed_lateness_s)
 
     def snapshot() -> dict[str, Any]:
-        with pg.connect(postgres_url, connect_timeout=5) as conn:
+        with pool.connection() as conn:
             body = {
                 "generated_at": dt.datetime.now(dt.UTC).isoformat(),
                 "window_minutes": cfg.window_minutes,
@@ -374,30 +429,31 @@ def create_app(settings: Settings, postgres_url: str) -> FastAPI:
         DASHBOARD_SNAPSHOTS.inc()
         return body
 
+    hub = SnapshotHub(snapshot, cfg.refresh_s, cfg.max_clients)
+    app.state.snapshots = hub
+    retry_after = str(max(1, math.ceil(cfg.refresh_s)))
+
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
     @app.get("/api/snapshot")
-    def api_snapshot() -> dict[str, Any]:
+    async def api_snapshot() -> dict[str, Any]:
         try:
-            return snapshot()
+            return await hub.current()
         except psycopg.Error as err:
             raise HTTPException(503, f"PostgreSQL unavailable: {type(err).__name__}") from err
 
-    @app.get("/api/events")
-    async def events() -> StreamingResponse:
-        async def stream() -> AsyncIterator[str]:
-            while True:
-                try:
-                    data = await asyncio.to_thread(snapshot)
-                    yield f"event: snapshot\ndata: {json.dumps(data, default=str)}\n\n"
-                except psycopg.Error as err:
-                    log.warning("dashboard snapshot failed", extra={"error": f"{type(err).__name__}: {err}"[:300]})
-                    yield f"event: problem\ndata: {json.dumps({'detail': type(err).__name__})}\n\n"
-                await asyncio.sleep(cfg.refresh_s)
-
-        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    @app.get("/api/events", response_model=None)
+    async def events() -> StreamingResponse | JSONResponse:
+        slot = hub.join()
+        if slot is None:
+            return JSONResponse(
+                {"detail": f"too many dashboard clients ({cfg.max_clients}); retry later"},
+                status_code=503,
+                headers={"Retry-After": retry_after},
+            )
+        return ClientStream(hub.stream(slot), slot)
 
     @app.post("/api/alerts/{alert_id}/resolve")
     def resolve(alert_id: int, authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
@@ -406,7 +462,7 @@ def create_app(settings: Settings, postgres_url: str) -> FastAPI:
         expected = f"Bearer {cfg.token.get_secret_value()}"
         if authorization is None or not hmac.compare_digest(authorization, expected):
             raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-        with pg.connect(postgres_url) as conn:
+        with pool.connection() as conn:
             row = conn.execute(
                 "UPDATE dq_alerts SET status = 'resolved', resolved_at = now() WHERE id = %s AND status = 'firing'"
                 " RETURNING key",
@@ -419,6 +475,21 @@ def create_app(settings: Settings, postgres_url: str) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+class ClientStream(StreamingResponse):
+    """An SSE response that gives its client's place back however it ends (finished, client gone,
+    server shutting down), also when the stream never started."""
+
+    def __init__(self, content: AsyncIterator[str], slot: Slot) -> None:
+        super().__init__(content, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self._slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._slot.release()
 
 
 def main() -> None:

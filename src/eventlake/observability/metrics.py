@@ -79,7 +79,9 @@ ALERT_NOTIFICATIONS = Counter(
 ANOMALIES = Counter("eventlake_anomalies", "Anomalies found by a detector", ["source", "detector"])
 ALERT_OUTBOX_PENDING = Gauge("eventlake_alert_outbox_pending", "Alert deliveries waiting to be sent (the outbox)")
 ALERT_DISPATCHER_ERRORS = Counter(
-    "eventlake_alert_dispatcher_errors", "Dispatcher polls that failed (it keeps polling)", ["error"]
+    "eventlake_alert_dispatcher_errors",
+    "Dispatcher polls, or deliveries, that failed in the dispatcher itself (not the channel); it keeps going",
+    ["error"],
 )
 REGISTRY_UNREACHABLE = Counter(
     "eventlake_registry_unreachable",
@@ -88,7 +90,14 @@ REGISTRY_UNREACHABLE = Counter(
 )
 
 # dashboard
-DASHBOARD_SNAPSHOTS = Counter("eventlake_dashboard_snapshots", "Dashboard snapshots served (page updates, API calls)")
+DASHBOARD_SNAPSHOTS = Counter(
+    "eventlake_dashboard_snapshots",
+    "Dashboard snapshots computed (one PostgreSQL round each, shared by every client of the interval)",
+)
+DASHBOARD_CLIENTS = Gauge("eventlake_dashboard_clients", "Live-dashboard clients connected (server-sent events)")
+DASHBOARD_REJECTED = Counter(
+    "eventlake_dashboard_rejected", "Live-dashboard clients refused with 503: dashboard.max_clients were connected"
+)
 
 #: (name as scraped, type, labels, meaning): the README's metric table
 CATALOGUE: tuple[tuple[str, str, str, str], ...] = (
@@ -136,7 +145,14 @@ CATALOGUE: tuple[tuple[str, str, str, str], ...] = (
     ("eventlake_alert_notifications_total", "counter", "channel, status", "alert deliveries (sent, retry, failed)"),
     ("eventlake_anomalies_total", "counter", "source, detector", "anomalies found"),
     ("eventlake_alert_outbox_pending", "gauge", "", "alert deliveries waiting to be sent"),
-    ("eventlake_alert_dispatcher_errors_total", "counter", "error", "dispatcher polls that failed"),
+    (
+        "eventlake_alert_dispatcher_errors_total",
+        "counter",
+        "error",
+        "dispatcher polls or deliveries that failed in the dispatcher itself",
+    ),
     ("eventlake_registry_unreachable_total", "counter", "subject", "batches decoded with cached schemas"),
-    ("eventlake_dashboard_snapshots_total", "counter", "", "dashboard snapshots served"),
+    ("eventlake_dashboard_snapshots_total", "counter", "", "dashboard snapshots computed (shared by all clients)"),
+    ("eventlake_dashboard_clients", "gauge", "", "live-dashboard clients connected (SSE)"),
+    ("eventlake_dashboard_rejected_total", "counter", "", "dashboard clients refused (503) over max_clients"),
 )

@@ -54,6 +54,9 @@ class DashboardService(Service):
             "EVENTLAKE_POSTGRES_URL": pg_url,
             "EVENTLAKE_DASHBOARD_REFRESH_S": str(cfg.refresh_s),
             "EVENTLAKE_DASHBOARD_WINDOW_MINUTES": str(cfg.window_minutes),
+            "EVENTLAKE_DASHBOARD_MAX_CLIENTS": str(cfg.max_clients),
+            "EVENTLAKE_DASHBOARD_POOL_SIZE": str(cfg.pool_size),
+            "EVENTLAKE_DASHBOARD_POOL_TIMEOUT_S": str(cfg.pool_timeout_s),
         }
         if cfg.token is not None:
             env["EVENTLAKE_DASHBOARD_TOKEN"] = cfg.token.get_secret_value()

@@ -284,6 +284,8 @@ def _run(
         "postgres": postgres_check(live.postgres_url),
         "queries": lambda: _queries_ok(recorder),
         "restarts": lambda: (True, running[0].supervisor.summary() if running else "no restarts"),
+        # The dispatcher survives its own errors; should its thread still end, readiness says so.
+        "alerts": lambda: (dispatcher.alive, "dispatcher running" if dispatcher.alive else "dispatcher thread ended"),
     }
     server = serve_health(settings, "streaming", checks, settings.metrics.streaming_port)
     try:

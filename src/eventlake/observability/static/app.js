@@ -168,6 +168,12 @@ function connect() {
   source.onerror = () => {
     el("status-dot").className = "dot down";
     el("status-text").textContent = "reconnecting…";
+    // A refused stream (503: the dashboard serves dashboard.max_clients already) is closed for good
+    // by EventSource: try again later, with jitter so that refused browsers do not return at once.
+    if (source.readyState === EventSource.CLOSED) {
+      el("status-text").textContent = "dashboard busy, retrying…";
+      setTimeout(connect, 10000 + Math.random() * 10000);
+    }
   };
 }
 
