@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -313,6 +314,17 @@ def create_app(
         if err.status >= 500:
             log.error("registry error", extra={"code": err.error_code, "detail": err.message})
         return _error(err)
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(psycopg.InterfaceError)
+    async def storage_down(request: Request, err: Exception) -> Response:
+        # Refused, reset, timed out waiting for a pooled connection, the server shutting down: the
+        # database is (briefly) gone. Clients retry a 503; the pool reconnects by itself.
+        detail = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        log.warning(
+            "PostgreSQL unavailable", extra={"path": request.url.path, "error": f"{type(err).__name__}: {detail}"}
+        )
+        return _error(errors.storage_unavailable(f"{type(err).__name__}: {detail}"))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, err: RequestValidationError) -> Response:
