@@ -38,3 +38,16 @@ class CorruptDataError(ServiceError):
 
 class UnreachableError(EventlakeError):
     """An external component (Kafka, PostgreSQL, S3, registry) does not answer."""
+
+
+class RegistryRequestError(EventlakeError):
+    """A Schema Registry request failed. ``status`` is the HTTP status it answered (None: no answer),
+    so callers can react to one (a 404 subject is "nothing registered yet" to a decoder)."""
+
+    def __init__(self, message: str, hint: str | None = None, *, status: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.status = status
+
+
+class RegistryUnavailableError(RegistryRequestError, UnreachableError):
+    """The Schema Registry did not answer, or answered a server error (5xx) or something not JSON."""

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from eventlake.errors import RegistryUnavailableError
 from eventlake.observability.metrics import REGISTRY_UNREACHABLE
 from eventlake.streaming.schemas import SchemaCache
 from tests.faults import TcpProxy
@@ -37,7 +38,7 @@ def test_a_registry_outage_does_not_stop_decoding_with_known_versions(registry_u
     assert REGISTRY_UNREACHABLE.labels(subject)._value.get() == before + 1
 
     # Nothing cached yet: no schema to decode with, so the batch must fail (and be retried), loudly.
-    with pytest.raises(httpx.TimeoutException):
+    with pytest.raises(RegistryUnavailableError, match="did not answer"):
         SchemaCache(proxy.url_for(registry_url), subject, timeout_s=1.0).subject_writers()
 
     proxy.heal()

@@ -20,7 +20,7 @@ import psutil
 import psycopg
 import uvicorn
 from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from eventlake import pg
@@ -82,7 +82,7 @@ def add_health(app: FastAPI, checks: dict[str, Check], registry: CollectorRegist
         body = {"status": "ready" if not failing else "unready", "failing": failing, "checks": results}
         return JSONResponse(body, status_code=200 if not failing else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)  # documented as text, as it is (schemathesis)
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -232,25 +233,40 @@ def _contract_rules(settings: Settings, source: str) -> list[Any]:
     return rules
 
 
+def _read_yaml(path: Path) -> tuple[yaml.Node | None, Any]:
+    """The file's YAML node tree (for line numbers) and data; :class:`ConfigError` in one line for a
+    file that is not UTF-8, not YAML, or nested past the parser's stack."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text: {err}", "save the rules file as UTF-8") from err
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:  # PyYAML's message spans lines (problem, context, marks): one line here
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}", "fix the YAML syntax") from err
+    except RecursionError as err:  # nested thousands deep: the parser's stack, not a crash of the caller
+        raise ConfigError(f"{path}: YAML nested too deeply", "fix the YAML structure") from err
+    return root, data
+
+
 def load_quality(settings: Settings) -> Quality:
     """Read and validate ``quality.rules_file``; raise :class:`ConfigError` naming the file and line."""
     path = settings.quality.rules_file
     if not path.is_file():
         raise ConfigError(f"data-quality rules file {path} does not exist", "set EVENTLAKE_QUALITY_RULES_FILE")
-    text = path.read_text()
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}", "fix the YAML syntax") from err
+    root, data = _read_yaml(path)
 
     def fail(loc: tuple[int | str, ...], msg: str) -> ConfigError:
         line = _line_of(root, loc)
-        where = ".".join(str(p) for p in loc)
-        return ConfigError(f"{path}:{line}: {where}: {msg}", "fix the rule (see docs/quality.md)")
+        # A key of the file is echoed: quoted unless plain, so one with a newline stays one line.
+        where = ".".join(str(p) if re.fullmatch(r"[\w.:-]+", str(p)) else repr(p) for p in loc)
+        return ConfigError(f"{path}:{line}: {where}: {' '.join(msg.split())}", "fix the rule (see docs/quality.md)")
 
     try:
         parsed = QualityFile.model_validate(data)
+    except RecursionError as err:  # a self-referencing alias (``a: &a [*a]``)
+        raise fail((), "a YAML alias refers to itself") from err
     except ValidationError as err:
         first = err.errors()[0]
         raise fail(tuple(first["loc"]), first["msg"]) from err

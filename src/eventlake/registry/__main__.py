@@ -7,23 +7,17 @@ the database (the service manager passes it in the environment, never on the com
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 
+import psycopg
 import uvicorn
-from psycopg_pool import ConnectionPool
 
 from eventlake.config import load_settings
+from eventlake.errors import ConfigError
 from eventlake.logs import configure_logging
 from eventlake.registry.app import create_app
-from eventlake.registry.store import SchemaStore
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+from eventlake.registry.binding import require_write_auth
+from eventlake.registry.store import SchemaStore, open_pool
 
 
 def main() -> None:
@@ -37,23 +31,17 @@ def main() -> None:
     if settings.postgres.url is None:
         raise SystemExit("error: EVENTLAKE_POSTGRES_URL is not set; the registry stores schemas in PostgreSQL")
     cfg = settings.registry
-    if not _loopback(args.host) and cfg.auth_token is None and cfg.basic_auth is None:
-        raise SystemExit(
-            f"error: refusing to serve the registry on {args.host} with open writes; set"
-            " EVENTLAKE_REGISTRY_AUTH_TOKEN (or EVENTLAKE_REGISTRY_BASIC_AUTH), or bind 127.0.0.1"
-        )
-    # check_connection: a pooled connection broken by a PostgreSQL restart is replaced on its next
-    # use instead of failing the request (without it every request answered 500 until a restart).
-    pool = ConnectionPool(
-        settings.postgres.url.get_secret_value(),
-        min_size=1,
-        max_size=8,
-        open=True,
-        timeout=30,
-        check=ConnectionPool.check_connection,
-        kwargs={"connect_timeout": 10},
-    )
-    store = SchemaStore(pool)
+    try:
+        require_write_auth(args.host, cfg)
+    except ConfigError as err:
+        raise SystemExit(f"error: {err}") from None
+    pool = open_pool(settings.postgres.url.get_secret_value())
+    try:
+        pool.wait(timeout=30)  # start-up may wait longer for the first connection than a request does
+        store = SchemaStore(pool)
+    except psycopg.OperationalError as err:  # the URL is never printed: it holds the password
+        first = (str(err).splitlines() or [type(err).__name__])[0][:300]
+        raise SystemExit(f"error: PostgreSQL does not answer ({first}); run `eventlake up`") from None
     app = create_app(
         store,
         token=cfg.auth_token.get_secret_value() if cfg.auth_token else None,

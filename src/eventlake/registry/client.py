@@ -11,9 +11,51 @@ import httpx
 
 from eventlake.config import Settings
 from eventlake.endpoints import Health
-from eventlake.errors import EventlakeError, UnreachableError
+from eventlake.errors import EventlakeError, RegistryRequestError, RegistryUnavailableError
 
 log = logging.getLogger(__name__)
+
+UNAVAILABLE_HINT = "check `eventlake status` (and the registry's log); it may be restarting or its PostgreSQL down"
+
+
+def _detail(resp: httpx.Response) -> str:
+    """The registry's own message (Confluent ``{"message"}``), else the start of the body, on one line."""
+    try:
+        body = resp.json()
+        text = str(body.get("message", body)) if isinstance(body, dict) else str(body)
+    except ValueError:
+        text = resp.text or resp.reason_phrase
+    return " ".join(text.split())[:200]
+
+
+def failure(url: str, request: str, resp: httpx.Response) -> RegistryRequestError:
+    """The error for an answer other than 2xx: a 5xx is "unavailable" (retry later), others are the request's."""
+    what = f"schema registry at {url} answered {resp.status_code} to {request}: {_detail(resp)}"
+    if resp.status_code >= 500:
+        return RegistryUnavailableError(what, UNAVAILABLE_HINT, status=resp.status_code)
+    return RegistryRequestError(what, status=resp.status_code)
+
+
+def get_json(client: httpx.Client, path: str) -> object:
+    """``GET path`` on the registry: its JSON answer, or :class:`RegistryRequestError` in one line (never a
+    raw ``httpx`` error, which the CLI would print as a traceback)."""
+    url = str(client.base_url).rstrip("/")
+    try:
+        resp = client.get(path)
+    except httpx.HTTPError as err:
+        raise RegistryUnavailableError(
+            f"schema registry at {url} did not answer GET {path}: {type(err).__name__}: {err}", UNAVAILABLE_HINT
+        ) from err
+    if resp.status_code != 200:
+        raise failure(url, f"GET {path}", resp)
+    try:
+        return resp.json()
+    except ValueError as err:
+        raise RegistryUnavailableError(
+            f"schema registry at {url} answered GET {path} with a body that is not JSON: {_detail(resp)}",
+            UNAVAILABLE_HINT,
+            status=resp.status_code,
+        ) from err
 
 
 def registry_health(url: str) -> Health:
@@ -23,8 +65,12 @@ def registry_health(url: str) -> Health:
         return Health(False, f"no answer from {url}: {err}")
     if resp.status_code != 200:
         return Health(False, f"unready: {resp.text[:200]}")
-    subjects = httpx.get(f"{url}/subjects", timeout=3)
-    return Health(True, f"{len(subjects.json())} subject(s)" if subjects.status_code == 200 else "ok")
+    try:
+        subjects = httpx.get(f"{url}/subjects", timeout=3)
+        listed = subjects.json() if subjects.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):  # ready a moment ago: the count is a detail, not the verdict
+        listed = None
+    return Health(True, f"{len(listed)} subject(s)" if isinstance(listed, list) else "ok")
 
 
 @dataclass(frozen=True)
@@ -58,14 +104,28 @@ def register_schemas(settings: Settings, registry_url: str, schemas_dir: Path | 
     with httpx.Client(base_url=registry_url, headers=auth_headers(settings), timeout=30) as client:
         for file in files:
             subject = f"{settings.topics.raw(file.stem)}-value"
+            request = f"POST /subjects/{subject}/versions ({file.name})"
             try:
                 resp = client.post(f"/subjects/{subject}/versions", json={"schema": file.read_text()})
             except httpx.HTTPError as err:
-                raise UnreachableError(f"schema registry at {registry_url}: {err}", "run `eventlake up`") from err
+                raise RegistryUnavailableError(
+                    f"schema registry at {registry_url} did not answer {request}: {type(err).__name__}: {err}",
+                    "run `eventlake up`, or check `eventlake status`",
+                ) from err
+            if resp.status_code >= 500:
+                raise failure(registry_url, request, resp)
             if resp.status_code != 200:
-                detail = resp.json().get("message", resp.text) if resp.content else resp.reason_phrase
-                raise EventlakeError(f"registering {file.name} as {subject} failed ({resp.status_code}): {detail}")
-            body = resp.json()
+                raise EventlakeError(
+                    f"registering {file.name} as {subject} failed ({resp.status_code}): {_detail(resp)}"
+                )
+            try:
+                body = resp.json()
+            except ValueError as err:
+                raise RegistryUnavailableError(
+                    f"schema registry at {registry_url} answered {request} with a body that is not JSON:"
+                    f" {_detail(resp)}",
+                    UNAVAILABLE_HINT,
+                ) from err
             done.append(Registration(subject, int(body["id"]), int(body.get("version", 0)), file))
             log.info("schema registered", extra={"subject": subject, "id": body["id"]})
     return done

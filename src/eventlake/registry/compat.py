@@ -53,6 +53,8 @@ def parse(schema_text: str) -> avro.schema.Schema:
         return avro.schema.parse(schema_text)
     except (avro.errors.AvroException, ValueError, TypeError, KeyError) as err:
         raise invalid_schema(str(err) or type(err).__name__) from err
+    except RecursionError as err:  # nested past the parser's stack: the schema's fault, not a 500
+        raise invalid_schema("nested too deeply") from err
 
 
 def canonical(schema_text: str) -> str:

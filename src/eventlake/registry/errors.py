@@ -89,3 +89,12 @@ def unauthorized() -> RegistryError:
 
 def too_large(limit: int) -> RegistryError:
     return RegistryError(413, 413, f"Request body larger than {limit} bytes")
+
+
+def storage_unavailable(detail: str) -> RegistryError:
+    """PostgreSQL does not answer (restarting, down, unreachable): a retryable 503, not a 500."""
+    return RegistryError(503, 50301, f"Schema storage (PostgreSQL) is unavailable: {detail}; retry once it is back")
+
+
+def internal(detail: str) -> RegistryError:
+    return RegistryError(500, 50001, f"Internal error: {detail}")

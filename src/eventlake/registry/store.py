@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
+from eventlake.pg import CONNECT_TIMEOUT_S, KEEPALIVES
 from eventlake.registry import errors
 from eventlake.registry.compat import DEFAULT_LEVEL, Level, canonical, check, fingerprint
 
@@ -49,6 +50,10 @@ CREATE TABLE IF NOT EXISTS schema_registry.mode (
 );
 """
 
+#: How long a request waits for a pooled connection. While PostgreSQL is down none can be had: the
+#: request then answers 503 after this long (``app.storage_down``) instead of hanging the client.
+POOL_WAIT_S = 2.0
+
 GLOBAL = ""
 MODES = ("READWRITE", "READONLY")
 MAX_VERSION = 2**31 - 1
@@ -70,6 +75,25 @@ class _Row:
     schema: str
     schema_type: str
     deleted: bool
+
+
+def open_pool(url: str, *, wait_s: float = POOL_WAIT_S) -> ConnectionPool:
+    """The registry's connection pool, made to survive PostgreSQL restarts.
+
+    ``check_connection`` tests a pooled connection before lending it: one broken by a restart is
+    replaced instead of failing the request (without it every request answered 500 until the
+    registry itself was restarted). ``connect_timeout`` and TCP keepalives (``eventlake.pg``) bound
+    a connection attempt and a dead peer; ``wait_s`` bounds the wait for a free connection.
+    """
+    return ConnectionPool(
+        url,
+        min_size=1,
+        max_size=8,
+        open=True,
+        timeout=wait_s,
+        check=ConnectionPool.check_connection,
+        kwargs={"connect_timeout": CONNECT_TIMEOUT_S, **KEEPALIVES},
+    )
 
 
 def parse_version(version: str) -> int | None:

@@ -11,6 +11,7 @@ import os
 from eventlake.endpoints import Health
 from eventlake.errors import UnreachableError
 from eventlake.net import choose_port
+from eventlake.registry.binding import require_write_auth
 from eventlake.registry.client import registry_health
 from eventlake.services.base import Service, ServiceState
 from eventlake.services.postgres import PostgresService
@@ -32,6 +33,7 @@ class RegistryService(Service):
 
     def _launch(self) -> ServiceState:
         cfg = self.settings.registry
+        require_write_auth(cfg.host, cfg)  # before anything starts: one line naming the setting
         pg_url = PostgresService(self.settings).endpoint()
         if pg_url is None:
             raise UnreachableError("the Schema Registry needs PostgreSQL, which is not running", "run `eventlake up`")

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 import fastavro
-import httpx
 
+from eventlake.errors import RegistryRequestError
 from eventlake.quality.rules import AllowedValues, NotNull, RangeRule, Regex, RowRule, SourceRules
 from eventlake.streaming.schemas import SchemaCache
 
@@ -85,8 +85,8 @@ class Decoder:
         self._refreshed = time.monotonic()
         try:
             writers = self.schemas.subject_writers()
-        except httpx.HTTPStatusError as err:
-            if err.response.status_code != 404:
+        except RegistryRequestError as err:
+            if err.status != 404:
                 raise
             # Nothing produced yet: every record is "unknown schema id" until a version is registered.
             log.info("subject not registered yet", extra={"subject": self.schemas.subject})

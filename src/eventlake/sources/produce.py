@@ -21,10 +21,11 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from eventlake.config import Settings
-from eventlake.errors import EventlakeError, UnreachableError
+from eventlake.errors import EventlakeError, RegistryUnavailableError, UnreachableError
 from eventlake.kafka.admin import admin_client, kafka_health
 from eventlake.kafka.producer import EventProducer
 from eventlake.kafka.serde import WireSerializer, registered_serializer
+from eventlake.registry.client import UNAVAILABLE_HINT
 from eventlake.sources import Generator, make_generator
 from eventlake.sources.faults import ANOMALY_HEADER, FaultInjector
 
@@ -159,6 +160,13 @@ def _open_lanes(
             # Registered (idempotent: producers agree on the id) once, here; the id is cached.
             serialize = registered_serializer(client, f"{topic}-value", schema)
         except SchemaRegistryError as err:
+            if err.http_status_code >= 500:  # the registry (or its PostgreSQL) is down, not the schema wrong
+                raise RegistryUnavailableError(
+                    f"schema registry at {registry_url} answered {err.http_status_code} registering {source}.avsc:"
+                    f" {' '.join(str(err.error_message).split())[:200]}",
+                    UNAVAILABLE_HINT,
+                    status=err.http_status_code,
+                ) from err
             raise EventlakeError(f"schema {source}.avsc rejected by the registry: {err}") from err
         except Exception as err:  # transport errors; the client's HTTP library varies by version
             raise UnreachableError(

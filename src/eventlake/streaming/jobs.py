@@ -28,6 +28,7 @@ from eventlake.streaming.lock import LakeLock
 from eventlake.streaming.pipeline import LAYERS, OnePass, start_pass
 from eventlake.streaming.pipeline import Endpoints as PassEndpoints
 from eventlake.streaming.progress import Offsets, ProgressRecorder, QueryProgress
+from eventlake.streaming.schemas import require_subjects
 from eventlake.streaming.silver import SilverCounts
 from eventlake.streaming.specs import GOLD_SPECS, ensure_gold_table
 from eventlake.streaming.state import ensure_state_tables
@@ -225,6 +226,7 @@ def run_jobs(
     gets the offsets each query has read up to, about once a second (a progress bar's input).
     """
     load_quality(settings)  # fail fast, before Spark starts
+    require_subjects(live.registry_url, [f"{settings.topics.raw(s)}-value" for s in settings.topics.sources])
     lock = LakeLock(live.postgres_url, settings.lake_uri).acquire()  # one pipeline per lake
     try:
         return _run(
