@@ -226,9 +226,9 @@ def run_jobs(
     gets the offsets each query has read up to, about once a second (a progress bar's input).
     """
     load_quality(settings)  # fail fast, before Spark starts
-    require_subjects(live.registry_url, [f"{settings.topics.raw(s)}-value" for s in settings.topics.sources])
     lock = LakeLock(live.postgres_url, settings.lake_uri).acquire()  # one pipeline per lake
     try:
+        require_subjects(live.registry_url, [f"{settings.topics.raw(s)}-value" for s in settings.topics.sources])
         return _run(
             settings,
             live,
