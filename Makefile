@@ -9,7 +9,8 @@ PYTEST_ARGS ?=
 
 VENDOR := src/eventlake/observability/static/vendor
 
-.PHONY: airflow-deps setup system-deps browser-deps jars web run test lint typecheck audit pytest clean down bench bench-deps
+
+.PHONY: chaos airflow-deps setup system-deps browser-deps jars web run test lint typecheck audit pytest clean down bench bench-deps
 
 ## setup: venv + pinned Python deps + JVM jars + dashboard front-end + Airflow's venv (idempotent; a second run takes seconds)
 setup: system-deps browser-deps $(STAMP) jars web airflow-deps
@@ -69,6 +70,10 @@ typecheck:
 
 pytest:
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## chaos: the long fault matrix (tests marked chaos: longer outages, more dependencies); `make test` runs a bounded part
+chaos: setup
+	$(BIN)/pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
 ## audit: pip-audit of every pin (constraints*.txt) against PyPI's vulnerability data; ~10 s per file
 # Fails on a known vulnerability: upgrade the pin when a fixed version exists, else add

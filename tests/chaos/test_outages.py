@@ -47,10 +47,21 @@ def _until(check: Callable[[], bool], timeout_s: float, what: str, failure: list
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
-@pytest.mark.parametrize("outage_s", [20])
-def test_postgresql_outage_mid_stream_is_ridden_out_and_every_layer_is_exact(
-    stack: Stack, make_settings: MakeSettings, spark: Any, tmp_path: Any, outage_s: float
+@pytest.mark.parametrize(
+    "outage",
+    [
+        ("postgres", 20),
+        pytest.param(("postgres", 90), marks=pytest.mark.chaos),
+        pytest.param(("registry", 30), marks=pytest.mark.chaos),
+    ],
+    ids=lambda o: f"{o[0]}-{o[1]}s",
+)
+def test_an_outage_mid_stream_is_ridden_out_and_every_layer_is_exact(
+    stack: Stack, make_settings: MakeSettings, spark: Any, tmp_path: Any, outage: tuple[str, float]
 ) -> None:
+    """PostgreSQL down: the batches fail and the supervisor restarts the query until it is back.
+    The registry down: the batches decode with the schemas they know, nothing restarts."""
+    dependency, outage_s = outage
     settings = pipeline_settings(
         stack,
         make_settings,
@@ -59,10 +70,15 @@ def test_postgresql_outage_mid_stream_is_ridden_out_and_every_layer_is_exact(
     )
     settings.topics.sources = (SOURCE,)
     direct = endpoints(settings)
-    parts = urlsplit(direct.postgres_url)
+    url = direct.postgres_url if dependency == "postgres" else direct.registry_url
+    parts = urlsplit(url)
     assert parts.hostname is not None and parts.port is not None
     proxy = TcpProxy(parts.hostname, parts.port)
-    settings.postgres.url = SecretStr(proxy.url_for(direct.postgres_url))  # the pipeline reaches it only so
+    # The pipeline reaches the dependency only through the proxy.
+    if dependency == "postgres":
+        settings.postgres.url = SecretStr(proxy.url_for(url))
+    else:
+        settings.registry.url = proxy.url_for(url)
     live = endpoints(settings)
     n = 2500
     producer = threading.Thread(
@@ -94,7 +110,7 @@ def test_postgresql_outage_mid_stream_is_ridden_out_and_every_layer_is_exact(
     runner.start()
     try:
         _until(lambda: len(delta_rows(settings, "silver", SOURCE)) > 0, 180, "the first silver rows", failure)
-        proxy.refuse()  # PostgreSQL is down: connections reset, new ones refused
+        proxy.refuse()  # the dependency is down: connections reset, new ones refused
         time.sleep(outage_s)
         proxy.heal()
         producer.join(timeout=120)
@@ -105,14 +121,18 @@ def test_postgresql_outage_mid_stream_is_ridden_out_and_every_layer_is_exact(
             return len(delta_rows(settings, "silver", SOURCE)) == len(raw.records)
 
         recovery = _until(caught_up, 300, "every record through PostgreSQL gold and silver", failure)
-        print(f"\nreliability postgres_outage {outage_s:g} s: recovered {recovery:.1f} s after it ended")
+        print(f"\nreliability {dependency}_outage {outage_s:g} s: recovered {recovery:.1f} s after it ended")
     finally:
         stop.set()
         runner.join(timeout=120)
         proxy.close()
     assert not failure, failure
     restarts = _restarts(f"pipeline_{SOURCE}") - restarts_before
-    print(f"reliability postgres_outage {outage_s:g} s: {restarts:g} query restarts")
-    assert restarts > 0, "the outage outlasted the batch's retries"
+    print(f"reliability {dependency}_outage {outage_s:g} s: {restarts:g} query restarts")
+    if dependency == "postgres":
+        assert restarts > 0, "the outage outlasted the batch's retries"
+    else:
+        assert restarts == 0, "known schemas decode without the registry"
     settings.postgres.url = SecretStr(direct.postgres_url)
+    settings.registry.url = direct.registry_url
     assert_layers_exact(settings, SOURCE, n)

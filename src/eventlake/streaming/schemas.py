@@ -78,12 +78,16 @@ class SchemaCache:
 
 
 def require_subjects(registry_url: str, subjects: list[str]) -> None:
-    """Every subject has a latest schema, or :class:`RegistryRequestError` now: a pipeline checks this
-    before Spark starts (15-40 s), so a registry that is down or a subject never registered fails in a
-    second, in one line, instead of after the session is up."""
+    """The registry answers for every subject, or :class:`RegistryRequestError` now: a pipeline checks
+    this before Spark starts (15-40 s), so a registry that is down fails in a second, in one line,
+    instead of after the session is up. A subject not registered yet (404) is fine: a pipeline may
+    start before its producers, whose first record comes with its schema."""
     for subject in subjects:
         cache = SchemaCache(registry_url, subject)
         try:
             cache.latest()
+        except RegistryRequestError as err:
+            if err.status != 404:
+                raise
         finally:
             cache.client.close()
