@@ -9,13 +9,21 @@ PYTEST_ARGS ?=
 
 VENDOR := src/eventlake/observability/static/vendor
 
-.PHONY: airflow-deps setup system-deps browser-deps jars web run test lint typecheck pytest clean down bench bench-deps
+.PHONY: airflow-deps tools tools-start setup system-deps browser-deps jars web run test lint typecheck pytest clean down bench bench-deps
 
-## setup: venv + pinned Python deps + JVM jars + dashboard front-end + Airflow's venv (idempotent; a second run takes seconds)
-setup: system-deps browser-deps $(STAMP) jars web airflow-deps
+## setup: venv + pinned Python deps + JVM jars + dashboard front-end + Airflow's venv + delivery validators (idempotent; a second run takes seconds)
+# tools-start first: the Go builds run in the background while the other steps download.
+setup: tools-start system-deps browser-deps $(STAMP) jars web airflow-deps tools
+
+## tools: helm, kubeconform, actionlint from the Go module proxy into .eventlake/tools/bin (deploy/tools.sh)
+tools:
+	@bash deploy/tools.sh wait
+tools-start:
+	@bash deploy/tools.sh start
 
 # Java 17 and Maven come from the OS. On a fresh Debian machine as root, install them.
-# So does promtool (Debian package prometheus), which validates and unit-tests config/prometheus.
+# So does promtool (Debian package prometheus), which validates and unit-tests config/prometheus,
+# and amtool (Debian package prometheus-alertmanager), which validates config/alertmanager.
 system-deps:
 	@if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -26,6 +34,11 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends prometheus >/dev/null; \
 	  else echo "warning: promtool is missing (Debian package prometheus); tests/observability/test_config_as_code.py will fail" >&2; fi; \
+	fi
+	@if ! command -v amtool >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null; \
+	  else echo "warning: amtool is missing (Debian package prometheus-alertmanager); tests/deploy will fail" >&2; fi; \
 	fi
 
 # Headless Chromium + ChromeDriver for the dashboard's browser test (Debian packages).
@@ -61,8 +74,8 @@ run: setup
 test: setup lint typecheck pytest
 
 lint:
-	$(BIN)/ruff check src tests bench config/grafana
-	$(BIN)/ruff format --check src tests bench config/grafana
+	$(BIN)/ruff check src tests bench config/grafana deploy
+	$(BIN)/ruff format --check src tests bench config/grafana deploy
 
 typecheck:
 	$(BIN)/mypy
