@@ -9,19 +9,21 @@ from __future__ import annotations
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 
 def main(argv: list[str]) -> int:
     url = argv[1] if len(argv) > 1 else os.environ.get("HEALTHCHECK_URL", "")
-    if not url.startswith(("http://127.0.0.1", "http://localhost")):
-        print(f"healthcheck: refusing {url!r}: only this container's own loopback URLs", file=sys.stderr)
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or parts.hostname not in {"127.0.0.1", "localhost"}:
+        sys.stderr.write(f"healthcheck: refusing {url!r}: only this container's own loopback URLs\n")
         return 1
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback http only, checked above
             return 0 if 200 <= resp.status < 300 else 1
     except (urllib.error.URLError, OSError) as err:
-        print(f"healthcheck: {url}: {err}", file=sys.stderr)
+        sys.stderr.write(f"healthcheck: {url}: {err}\n")
         return 1
 
 

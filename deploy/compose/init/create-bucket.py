@@ -16,7 +16,7 @@ from eventlake.config import load_settings
 def main() -> int:
     s3 = load_settings().s3
     if s3.access_key_id is None or s3.secret_access_key is None:
-        print("error: EVENTLAKE_S3_ACCESS_KEY_ID and EVENTLAKE_S3_SECRET_ACCESS_KEY must be set", file=sys.stderr)
+        sys.stderr.write("error: EVENTLAKE_S3_ACCESS_KEY_ID and EVENTLAKE_S3_SECRET_ACCESS_KEY must be set\n")
         return 1
     client = boto3.client(
         "s3",
@@ -27,10 +27,10 @@ def main() -> int:
     )
     try:
         client.head_bucket(Bucket=s3.bucket)
-        print(f"bucket {s3.bucket} exists")
+        sys.stdout.write(f"bucket {s3.bucket} exists\n")
     except ClientError:
         client.create_bucket(Bucket=s3.bucket)
-        print(f"bucket {s3.bucket} created")
+        sys.stdout.write(f"bucket {s3.bucket} created\n")
     return 0
 
 
