@@ -53,6 +53,9 @@ ENV PATH=/opt/airflow-venv/bin:$PATH \
     AIRFLOW__CORE__EXECUTOR=LocalExecutor \
     EVENTLAKE_CLI=/opt/venv/bin/eventlake \
     EVENTLAKE_HOME=/var/lib/eventlake \
+    EVENTLAKE_CONFIG=/opt/eventlake/config/eventlake.yaml \
+    EVENTLAKE_SCHEMAS_DIR=/opt/eventlake/data/schemas \
+    EVENTLAKE_QUALITY_RULES_FILE=/opt/eventlake/config/quality.yaml \
     EVENTLAKE_JARS_DIR=/opt/eventlake/jars \
     HEALTHCHECK_URL=http://127.0.0.1:8080/api/v2/monitor/health
 RUN groupadd --system --gid 10001 eventlake \
@@ -65,6 +68,9 @@ COPY config ./config
 COPY data/schemas ./data/schemas
 COPY airflow/dags ./airflow/dags
 COPY deploy/docker/healthcheck.py ./healthcheck.py
+# The working directory is the writable home (Spark writes scratch files relative to it); config
+# files are found by the absolute EVENTLAKE_* paths above.
+WORKDIR /var/lib/eventlake
 USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=6s --start-period=180s --retries=5 CMD ["python", "/opt/eventlake/healthcheck.py"]

@@ -36,15 +36,20 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     EVENTLAKE_HOME=/var/lib/eventlake \
+    EVENTLAKE_CONFIG=/opt/eventlake/config/eventlake.yaml \
+    EVENTLAKE_SCHEMAS_DIR=/opt/eventlake/data/schemas \
+    EVENTLAKE_QUALITY_RULES_FILE=/opt/eventlake/config/quality.yaml \
     HEALTHCHECK_URL=http://127.0.0.1:8081/health/live
 RUN groupadd --system --gid 10001 eventlake \
  && useradd --system --uid 10001 --gid eventlake --home-dir /var/lib/eventlake --create-home --shell /usr/sbin/nologin eventlake
 COPY --from=build /opt/venv /opt/venv
-# Relative paths of config/eventlake.yaml (config/quality.yaml, data/schemas) resolve from here.
 WORKDIR /opt/eventlake
 COPY config ./config
 COPY data/schemas ./data/schemas
 COPY deploy/docker/healthcheck.py ./healthcheck.py
+# The working directory is the writable home (Spark writes scratch files relative to it); config
+# files are found by the absolute EVENTLAKE_* paths above.
+WORKDIR /var/lib/eventlake
 USER 10001:10001
 # 8081 registry, 8050 dashboard, 9109 producer /metrics (the ports config/prometheus/prometheus.yml scrapes)
 EXPOSE 8081 8050 9109

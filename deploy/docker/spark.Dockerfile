@@ -43,6 +43,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     EVENTLAKE_HOME=/var/lib/eventlake \
+    EVENTLAKE_CONFIG=/opt/eventlake/config/eventlake.yaml \
+    EVENTLAKE_SCHEMAS_DIR=/opt/eventlake/data/schemas \
+    EVENTLAKE_QUALITY_RULES_FILE=/opt/eventlake/config/quality.yaml \
     EVENTLAKE_JARS_DIR=/opt/eventlake/jars \
     SPARK_WORKER_DIR=/var/lib/eventlake/spark-work \
     HEALTHCHECK_URL=http://127.0.0.1:9108/health/live
@@ -54,6 +57,9 @@ WORKDIR /opt/eventlake
 COPY config ./config
 COPY data/schemas ./data/schemas
 COPY deploy/docker/healthcheck.py ./healthcheck.py
+# The working directory is the writable home (Spark writes scratch files relative to it); config
+# files are found by the absolute EVENTLAKE_* paths above.
+WORKDIR /var/lib/eventlake
 USER 10001:10001
 # 9108 streaming /metrics + /health, 9110 serving path, 7077/8080 master, 8081 worker UI
 EXPOSE 9108 9110 7077 8080 8081

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.dockerfile import copy_sources, dockerignore_patterns, ignored, parse, policy_problems
+from tests.deploy.dockerfile import copy_sources, dockerignore_patterns, ignored, parse, policy_problems, stages
+from tests.deploy.envcheck import unknown_variables
 from tests.deploy.tooling import REPO, output, run
 
 DOCKER = REPO / "deploy" / "docker"
@@ -168,3 +170,41 @@ def test_healthcheck_script() -> None:
     for elsewhere in ("http://example.com/health", "http://localhost.example.com/health", "https://127.0.0.1/health"):
         refused = _healthcheck(elsewhere)
         assert refused.returncode == 1 and "only this container's own loopback" in refused.stderr, elsewhere
+
+
+def image_env(text: str) -> dict[str, str]:
+    """ENV of the final stage (KEY=VALUE form)."""
+    env: dict[str, str] = {}
+    final = stages(parse(text))[-1]
+    for ins in final:
+        if ins.keyword == "ENV":
+            for item in shlex.split(ins.args):
+                key, _, value = item.partition("=")
+                env[key] = value
+    return env
+
+
+def env_problems(env: dict[str, str]) -> list[str]:
+    """EVENTLAKE_* names the settings model does not read, and /opt/eventlake paths not from the repo."""
+    out = [f"{name} is not a setting" for name in sorted(unknown_variables(set(env)))]
+    for name, value in env.items():
+        if name.startswith("EVENTLAKE_") and value.startswith("/opt/eventlake/") and "jars" not in value:
+            source = REPO / value.removeprefix("/opt/eventlake/")
+            if not source.exists():
+                out.append(f"{name}={value}: {source.relative_to(REPO)} is not in the repository")
+    return out
+
+
+@pytest.mark.parametrize("name", ["eventlake", "spark", "airflow"])
+def test_image_environment_is_read_by_the_config_model(name: str) -> None:
+    env = image_env((DOCKER / f"{name}.Dockerfile").read_text(encoding="utf-8"))
+    assert env["EVENTLAKE_CONFIG"] == "/opt/eventlake/config/eventlake.yaml"
+    assert env["EVENTLAKE_HOME"] == "/var/lib/eventlake"
+    assert env_problems(env) == []
+
+
+def test_image_environment_check_rejects_typos_and_missing_files() -> None:
+    bad = {"EVENTLAKE_HOMEDIR": "/var/lib/eventlake", "EVENTLAKE_CONFIG": "/opt/eventlake/config/eventlake.yml"}
+    found = env_problems(bad)
+    assert "EVENTLAKE_HOMEDIR is not a setting" in found
+    assert any("config/eventlake.yml is not in the repository" in p for p in found)

@@ -4,8 +4,9 @@ settings the config model reads). Each validator is also fed a known-bad input a
 
 from __future__ import annotations
 
+import functools
+import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,6 @@ import yaml
 from eventlake.errors import ConfigError
 from tests.deploy.envcheck import load_with, unknown_variables
 from tests.deploy.kube import KUBE_VERSIONS, build_schemas
-from tests.deploy.s3 import bucket_env, buckets
 from tests.deploy.tooling import REPO, output, run
 
 CHART = REPO / "deploy" / "helm" / "eventlake"
@@ -35,6 +35,7 @@ def template(*args: str, kube: str = KUBE) -> subprocess.CompletedProcess[str]:
     return run("helm", "template", "eventlake", CHART, "--namespace", "eventlake", "--kube-version", kube, *args)
 
 
+@functools.cache
 def render(env: str, *args: str, kube: str = KUBE) -> str:
     result = template("-f", str(VALUES[env]), *args, kube=kube)
     assert result.returncode == 0, output(result)
@@ -248,40 +249,29 @@ def test_settings_check_rejects_a_misspelt_variable() -> None:
     }
 
 
+SECRET_WORDS = ("password", "token", "secret", "webhook")
+
+
+def secrets_in_values(node: Any, where: str = "") -> list[str]:
+    """Paths of values that look like credentials; only the Secret's name and key names may be set."""
+    if isinstance(node, dict):
+        return [p for key, value in node.items() for p in secrets_in_values(value, f"{where}.{key}")]
+    leaf = where.rsplit(".", 1)[-1].lower()
+    if where.startswith(".secrets.") or leaf == "imagepullsecrets":
+        return []
+    if any(word in leaf for word in SECRET_WORDS) and isinstance(node, str) and node:
+        return [where]
+    if isinstance(node, str) and re.search(r"://[^/\s:@]+:[^@\s]+@", node):
+        return [where]  # a URL with a password in it
+    return []
+
+
 def test_values_files_hold_no_secret() -> None:
-    secretish = ("password", "token", "secret", "webhook")
     for path in [CHART / "values.yaml", *VALUES.values()]:
-
-        def walk(node: Any, where: str) -> Iterator[tuple[str, Any]]:
-            if isinstance(node, dict):
-                for key, value in node.items():
-                    yield from walk(value, f"{where}.{key}")
-            else:
-                yield where, node
-
-        for where, value in walk(yaml.safe_load(path.read_text()), path.name):
-            leaf = where.rsplit(".", 1)[-1].lower()
-            if any(word in leaf for word in secretish) and ".secrets." not in where and leaf != "imagepullsecrets":
-                assert not isinstance(value, str) or value == "", (
-                    f"{where} must not hold a secret: secrets.existingSecret"
-                )
-
-
-def test_chart_bucket_job_creates_the_lake_bucket(s3_api: str) -> None:
-    """The bundled MinIO's post-install hook, its inline script run as the Job would run it."""
-    (job,) = [d for d in manifests(render("dev")) if d["kind"] == "Job" and d["metadata"]["name"].endswith("-bucket")]
-    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
-    (container,) = job["spec"]["template"]["spec"]["containers"]
-    python, flag, script = container["command"]
-    assert (python, flag) == ("python", "-c")
-    env = bucket_env(s3_api, "chart-lake")
-    for _ in range(2):  # idempotent: a second run (helm upgrade) finds the bucket
-        done = subprocess.run(
-            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
-        )
-        assert done.returncode == 0, done.stderr
-        assert "bucket chart-lake ready" in done.stdout
-    assert "chart-lake" in buckets(s3_api)
-    assert not [
-        d for d in manifests(render("prod")) if d["kind"] == "Job" and d["metadata"]["name"].endswith("-bucket")
-    ]
+        assert secrets_in_values(yaml.safe_load(path.read_text())) == [], path.name
+    bad = {"config": {"smtpPassword": "hunter2", "extraEnv": {"EVENTLAKE_POSTGRES_URL": "postgresql://u:pw@db/x"}}}
+    assert secrets_in_values(bad) == [".config.smtpPassword", ".config.extraEnv.EVENTLAKE_POSTGRES_URL"]
+    assert (
+        secrets_in_values({"secrets": {"existingSecret": "eventlake-secrets"}, "s3": {"credentialsFromSecret": True}})
+        == []
+    )
