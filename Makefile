@@ -23,7 +23,8 @@ tools-start:
 
 # Java 17 and Maven come from the OS. On a fresh Debian machine as root, install them.
 # So does promtool (Debian package prometheus), which validates and unit-tests config/prometheus,
-# and amtool (Debian package prometheus-alertmanager), which validates config/alertmanager.
+# and amtool (Debian package prometheus-alertmanager), which validates config/alertmanager, and
+# shellcheck, which actionlint runs on the workflows' scripts (tests/deploy).
 system-deps:
 	@if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -35,10 +36,10 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends prometheus >/dev/null; \
 	  else echo "warning: promtool is missing (Debian package prometheus); tests/observability/test_config_as_code.py will fail" >&2; fi; \
 	fi
-	@if ! command -v amtool >/dev/null; then \
+	@if ! command -v amtool >/dev/null || ! command -v shellcheck >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null; \
-	  else echo "warning: amtool is missing (Debian package prometheus-alertmanager); tests/deploy will fail" >&2; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends prometheus-alertmanager shellcheck >/dev/null; \
+	  else echo "warning: amtool or shellcheck is missing (Debian packages prometheus-alertmanager, shellcheck); tests/deploy will fail" >&2; fi; \
 	fi
 
 # Headless Chromium + ChromeDriver for the dashboard's browser test (Debian packages).

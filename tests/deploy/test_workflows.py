@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tests.deploy.tooling import REPO, output, run
+from tests.deploy.tooling import REPO, output, run, tool
 
 WORKFLOWS = REPO / ".github" / "workflows"
 CI, CD = WORKFLOWS / "ci.yml", WORKFLOWS / "cd.yml"
@@ -45,7 +45,8 @@ def major_refs(source: Path, target_dir: Path) -> Path:
 
 
 def actionlint(*paths: Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return run("actionlint", "-no-color", *paths, cwd=cwd)
+    # actionlint runs shellcheck on every `run:` script, but silently skips it when it is not found
+    return run("actionlint", "-no-color", "-shellcheck", tool("shellcheck"), *paths, cwd=cwd)
 
 
 def test_actionlint_passes(tmp_path: Path) -> None:
@@ -65,7 +66,8 @@ def test_actionlint_rejects_broken_workflows(tmp_path: Path) -> None:
     (workflows / "semantics.yml").write_text(
         "on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    needs: missing\n"
         "    steps:\n      - uses: actions/checkout@v4.2.2\n        with:\n          fetch-deep: 1\n"
-        "      - run: echo ${{ github.evnt_name }}\n",
+        "      - run: echo ${{ github.evnt_name }}\n"
+        "      - run: rm -rf $DIR/build\n",
         "utf-8",
     )
     copies = tmp_path / ".github" / "workflows"
@@ -78,6 +80,7 @@ def test_actionlint_rejects_broken_workflows(tmp_path: Path) -> None:
     assert '"missing"' in text  # needs: an unknown job
     assert 'input "fetch-deep" is not defined' in text  # not an input of actions/checkout
     assert '"evnt_name" is not defined' in text  # not a property of github
+    assert "SC2086" in text  # shellcheck: an unquoted variable in a run: script
 
 
 def test_workflows_match_the_github_workflow_schema(tmp_path: Path) -> None:
@@ -134,3 +137,13 @@ def test_cd_pushes_on_main_and_deploys_prod_from_a_tag_with_approval() -> None:
     rollback = "\n".join(s.get("run", "") for s in jobs["rollback"]["steps"])
     assert 'helm rollback "$RELEASE" "$REVISION"' in rollback
     assert "workflow_dispatch" in on
+
+
+def test_shell_scripts_pass_shellcheck(tmp_path: Path) -> None:
+    scripts = [REPO / ".ci" / "run", REPO / "deploy" / "tools.sh"]
+    result = run("shellcheck", *scripts)
+    assert result.returncode == 0, output(result)
+    bad = tmp_path / "bad.sh"
+    bad.write_text("#!/usr/bin/env bash\ncd $1\nrm -rf $TARGET/*\n", encoding="utf-8")
+    result = run("shellcheck", bad)
+    assert result.returncode != 0 and "SC2086" in output(result)

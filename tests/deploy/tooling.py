@@ -28,6 +28,7 @@ WHERE = {
     "kubeconform": "make tools (deploy/tools.sh)",
     "actionlint": "make tools (deploy/tools.sh)",
     "amtool": "make setup (Debian package prometheus-alertmanager)",
+    "shellcheck": "make setup (Debian package shellcheck)",
 }
 
 
