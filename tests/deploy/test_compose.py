@@ -17,8 +17,9 @@ import yaml
 
 from eventlake.config import Settings
 from eventlake.errors import ConfigError
+from eventlake.services import Stack, endpoints
 from tests.deploy.compose import problems
-from tests.deploy.envcheck import load_with, unknown_variables
+from tests.deploy.envcheck import load_with, only_env, unknown_variables
 from tests.deploy.s3 import bucket_env, buckets
 from tests.deploy.tooling import REPO, dotenv, interpolate, output, run, variables
 
@@ -182,6 +183,16 @@ def test_eventlake_environment_is_read_by_the_config_model() -> None:
         )
         assert settings.s3.endpoint == "http://minio:9000" and settings.lake_uri == "s3://eventlake/lake", name
         assert settings.registry.auth_token is not None, name  # the registry refuses open writes off loopback
+        # every platform endpoint is external: no eventlake command in a container starts a local server
+        with only_env({**environment(service), "EVENTLAKE_HOME": "/nonexistent/eventlake-home"}):
+            live = endpoints(settings)
+            external = {svc.name for svc in Stack(settings).active() if not svc.managed}
+        assert (live.kafka_bootstrap, live.registry_url, live.s3_endpoint) == (
+            "kafka:9092",
+            "http://schema-registry:8081",
+            "http://minio:9000",
+        ), name
+        assert {"kafka", "postgres", "schema_registry", "connect"} <= external, name
     streaming = _settings(services["streaming"])
     assert (streaming.metrics.host, streaming.metrics.streaming_port, streaming.metrics.serving_port) == (
         "0.0.0.0",
