@@ -9,7 +9,6 @@ PYTEST_ARGS ?=
 
 VENDOR := src/eventlake/observability/static/vendor
 
-
 .PHONY: chaos airflow-deps tools tools-start setup system-deps browser-deps jars web run test lint typecheck audit pytest clean down bench bench-deps
 
 ## setup: venv + pinned Python deps + JVM jars + dashboard front-end + Airflow's venv + delivery validators (idempotent; a second run takes seconds)
