@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from eventlake.config import Settings
 from eventlake.errors import ConfigError
+from eventlake.quality.checks import require_java_regexes
 from eventlake.quality.rules import load_quality
 from tests.conftest import MakeSettings
 
@@ -81,3 +83,17 @@ def test_missing_rules_file(make_settings: MakeSettings, tmp_path: Path) -> None
     settings = make_settings("rules", quality={"rules_file": tmp_path / "nope.yaml"})
     with pytest.raises(ConfigError, match="does not exist"):
         load_quality(settings)
+
+
+def test_a_pattern_only_python_accepts_stops_the_pipeline_before_a_query_starts(
+    make_settings: MakeSettings, tmp_path: Path, spark: Any
+) -> None:
+    # (?P<name>...) is Python's named group; Java spells it (?<name>...) and rejects this one.
+    text = 'sources:\n  user_activity:\n    - {type: regex, field: country, pattern: "^(?P<cc>[A-Z]{2})$"}\n'
+    settings = rules(make_settings, tmp_path, text)
+    quality = load_quality(settings)  # Python's re accepts it
+    with pytest.raises(ConfigError) as err:
+        require_java_regexes(spark, quality, settings.quality.rules_file)
+    message = str(err.value)
+    assert "\n" not in message and "regex:country of user_activity" in message and "not a Java regular" in message
+    require_java_regexes(spark, load_quality(make_settings("rules")), settings.quality.rules_file)  # shipped: fine

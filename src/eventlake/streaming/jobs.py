@@ -19,6 +19,7 @@ from eventlake.endpoints import Endpoints
 from eventlake.errors import EventlakeError
 from eventlake.observability.lag import LagCollector
 from eventlake.observability.server import kafka_check, postgres_check, serve_health
+from eventlake.quality.checks import require_java_regexes
 from eventlake.quality.rules import load_quality
 from eventlake.quality.store import ensure_quality_tables
 from eventlake.serving.offsets import ensure_offsets_table
@@ -61,6 +62,7 @@ def start_jobs(
     With ``until_idle`` each runs to completion (``availableNow``) before this returns, calling ``poll``
     about once a second meanwhile."""
     quality = load_quality(settings)  # a bad rules file stops us before any query starts
+    require_java_regexes(spark, quality, settings.quality.rules_file)
     _ensure_postgres(settings, live.postgres_url)
     ensure_tables(spark, settings, live.registry_url)
     counts = counts if counts is not None else {}
