@@ -36,18 +36,24 @@ from tests.conftest import MakeSettings
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_PROMETHEUS = REPO / "config" / "prometheus" / "prometheus.yml"
 EVENTLAKE = str(Path(sys.executable).parent / "eventlake")
+RULES = REPO / "config" / "prometheus" / "rules" / "eventlake.yml"
 #: the alert the end-to-end test forces: a producer that crashed (kill -9) stops answering scrapes
 ALERT = "EventlakeOpsTestProducerDown"
-TEST_RULES = f"""groups:
-  - name: eventlake.ops-test
-    rules:
-      - alert: {ALERT}
-        expr: up{{job="eventlake-producer"}} == 0
-        labels:
-          severity: critical
-        annotations:
-          summary: "producer {{{{ $labels.instance }}}} does not answer its scrape"
-"""
+
+
+def forced_rules() -> str:
+    """The production rule EventlakeTargetDown, due at once (``for: 0s``) and for the producer only
+    (a slow scrape of another process on this loaded machine must not add a notification)."""
+    rule = next(
+        r
+        for g in yaml.safe_load(RULES.read_text())["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "EventlakeTargetDown"
+    )
+    expr = rule["expr"].replace('job=~"eventlake-.*"', 'job="eventlake-producer"')
+    assert expr != rule["expr"], rule["expr"]
+    forced = {**rule, "alert": ALERT, "expr": expr, "for": "0s"}
+    return yaml.safe_dump({"groups": [{"name": "eventlake.ops-test", "rules": [forced]}]})
 
 
 def tool(name: str) -> str:
@@ -222,7 +228,7 @@ def test_ops_stack_scrapes_the_stack_and_alerts_once_then_resolves(
 ) -> None:
     hook, mailbox, smtp_port = receivers
     rules = tmp_path / "ops-test-rules.yml"
-    rules.write_text(TEST_RULES)
+    rules.write_text(forced_rules())
     settings = ops_settings(
         make_settings,
         home=stack.settings.home,
@@ -241,17 +247,41 @@ def test_ops_stack_scrapes_the_stack_and_alerts_once_then_resolves(
     )
     topic = settings.topics.raw("iot_sensors")
     provision_topics(admin_client(kafka_bootstrap), {topic: settings.topics.raw_spec}, 1)
+    # the same settings as the CLI sees them, from the environment
+    env = {
+        **os.environ,
+        "EVENTLAKE_HOME": str(settings.home),
+        "EVENTLAKE_S3_LOCAL": "true",
+        "EVENTLAKE_OPS_SCRAPE_INTERVAL_S": "1",
+        "EVENTLAKE_OPS_EVALUATION_INTERVAL_S": "1",
+        "EVENTLAKE_OPS_EXTRA_RULES_FILES": json.dumps([str(rules)]),
+        "EVENTLAKE_OPS_GROUP_WAIT_S": "1",
+        "EVENTLAKE_OPS_GROUP_INTERVAL_S": "1",
+        "EVENTLAKE_OPS_REPEAT_INTERVAL_S": "3600",
+        "EVENTLAKE_SLACK_WEBHOOK_URL": hook.url,
+        "EVENTLAKE_SMTP_HOST": "127.0.0.1",
+        "EVENTLAKE_SMTP_PORT": str(smtp_port),
+        "EVENTLAKE_ALERT_EMAIL_TO": "oncall@example.com",
+        "EVENTLAKE_ALERT_EMAIL_FROM": "eventlake@example.com",
+    }
     ops = Stack(settings)
     prometheus, alertmanager = ops.service("prometheus"), ops.service("alertmanager")
     producer: subprocess.Popen[bytes] | None = None
     try:
-        ops.up()
+        # The user's way: `eventlake up --ops` on the running stack adds the two.
+        done = subprocess.run(
+            [EVENTLAKE, "up", "--ops"], capture_output=True, text=True, env=env, timeout=120, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "prometheus" in done.stdout and "alertmanager" in done.stdout  # the status table
+        assert hook.url not in done.stdout + done.stderr
         status = ops.status()
         assert status["prometheus"]["ok"] and status["alertmanager"]["ok"], status
         assert status["alertmanager"]["detail"] == "ready; delivers to slack, email"
         prom_url = status["prometheus"]["url"]
         prom_pid = status["prometheus"]["pid"]
         assert prom_url.startswith("http://127.0.0.1:")
+        assert Path(status["prometheus"]["log"]).is_file() and Path(status["alertmanager"]["log"]).is_file()
 
         # A process started after Prometheus is discovered (file_sd rewritten from <home>/run).
         producer = _start_producer(settings, tmp_path / "producer.log")
