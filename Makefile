@@ -24,7 +24,8 @@ tools-start:
 # Java 17 and Maven come from the OS. On a fresh Debian machine as root, install them.
 # So does promtool (Debian package prometheus), which validates and unit-tests config/prometheus,
 # and amtool (Debian package prometheus-alertmanager), which validates config/alertmanager, and
-# shellcheck, which actionlint runs on the workflows' scripts (tests/deploy).
+# shellcheck, which actionlint runs on the workflows' scripts (tests/deploy). The same two packages
+# hold the prometheus and prometheus-alertmanager servers of `eventlake up --ops` (tests/observability/test_ops.py).
 system-deps:
 	@if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -34,12 +35,12 @@ system-deps:
 	@if ! command -v promtool >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends prometheus >/dev/null; \
-	  else echo "warning: promtool is missing (Debian package prometheus); tests/observability/test_config_as_code.py will fail" >&2; fi; \
+	  else echo "warning: promtool is missing (Debian package prometheus); tests/observability/test_config_as_code.py and test_ops.py will fail" >&2; fi; \
 	fi
-	@if ! command -v amtool >/dev/null || ! command -v shellcheck >/dev/null; then \
+	@if ! command -v amtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null || ! command -v shellcheck >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends prometheus-alertmanager shellcheck >/dev/null; \
-	  else echo "warning: amtool or shellcheck is missing (Debian packages prometheus-alertmanager, shellcheck); tests/deploy will fail" >&2; fi; \
+	  else echo "warning: amtool, prometheus-alertmanager or shellcheck is missing (Debian packages prometheus-alertmanager, shellcheck); tests/deploy and tests/observability/test_ops.py will fail" >&2; fi; \
 	fi
 
 # Headless Chromium + ChromeDriver for the dashboard's browser test (Debian packages).

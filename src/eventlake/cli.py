@@ -93,9 +93,17 @@ def _status_table(status: dict[str, dict[str, object]]) -> Table:
 
 
 @app.command()
-def up() -> None:
+def up(
+    ops: Annotated[
+        bool,
+        typer.Option("--ops", help="Also run Prometheus and Alertmanager (as EVENTLAKE_OPS_ENABLED=true does)."),
+    ] = False,
+) -> None:
     """Start the local stack (idempotent) and print the endpoints."""
-    stack = Stack(_settings())
+    settings = _settings()
+    if ops:
+        settings.ops.enabled = True
+    stack = Stack(settings)
     stack.up(_progress)
     status = stack.status()
     out.print(_status_table(status))

@@ -392,6 +392,42 @@ class ConnectSettings(Section):
     port: Port = 0
 
 
+#: Duration of Prometheus' TSDB retention (``15d``, ``12h``): Prometheus' own duration syntax
+PrometheusDuration = Annotated[str, Field(pattern=r"^\d+(ms|s|m|h|d|w|y)$")]
+
+
+class OpsSettings(Section):
+    """The operations stack of the local platform: Prometheus and Alertmanager (Debian packages
+    ``prometheus``, ``prometheus-alertmanager``) as managed services (``eventlake up --ops``).
+
+    Prometheus scrapes every eventlake ``/metrics`` endpoint the stack records in ``<home>/run``
+    (file-based discovery, rewritten as processes come and go), evaluates ``rules_file`` (the same
+    file the Compose stack mounts) and sends alerts to Alertmanager, whose routes come from
+    ``alertmanager_config`` and whose receivers are the ``slack``/``smtp`` settings."""
+
+    enabled: bool = False
+    host: str = LOOPBACK
+    prometheus_port: Port = 0
+    alertmanager_port: Port = 0
+    #: binaries on PATH (or absolute paths); Debian installs Alertmanager as ``prometheus-alertmanager``
+    prometheus_bin: str = "prometheus"
+    alertmanager_bin: tuple[str, ...] = ("prometheus-alertmanager", "alertmanager")
+    scrape_interval_s: float = Field(default=15.0, ge=1)
+    evaluation_interval_s: float = Field(default=15.0, ge=1)
+    #: the platform's recording and alerting rules (shared with config/prometheus/prometheus.yml)
+    rules_file: Path = Path("config/prometheus/rules/eventlake.yml")
+    #: more rule files evaluated beside it (site-specific rules)
+    extra_rules_files: tuple[Path, ...] = ()
+    #: routes, grouping and inhibitions (shared with the Compose stack); receivers are added from settings
+    alertmanager_config: Path = Path("config/alertmanager/alertmanager.yml")
+    #: when set, replace that timing on every route of ``alertmanager_config`` (tests use seconds)
+    group_wait_s: float | None = Field(default=None, gt=0)
+    group_interval_s: float | None = Field(default=None, gt=0)
+    repeat_interval_s: float | None = Field(default=None, gt=0)
+    retention: PrometheusDuration = "15d"
+    start_timeout_s: float = Field(default=60.0, gt=0)
+
+
 class Settings(BaseSettings):
     """The whole platform's configuration. Build it with :func:`load_settings`."""
 
@@ -427,6 +463,7 @@ class Settings(BaseSettings):
     alert: AlertSettings = AlertSettings()
     metrics: MetricsSettings = MetricsSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    ops: OpsSettings = OpsSettings()
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -442,6 +479,9 @@ class Settings(BaseSettings):
         self.quality.rules_file = self.quality.rules_file.expanduser().resolve()
         self.airflow.venv = self.airflow.venv.expanduser().resolve()
         self.airflow.dags_folder = self.airflow.dags_folder.expanduser().resolve()
+        self.ops.rules_file = self.ops.rules_file.expanduser().resolve()
+        self.ops.extra_rules_files = tuple(p.expanduser().resolve() for p in self.ops.extra_rules_files)
+        self.ops.alertmanager_config = self.ops.alertmanager_config.expanduser().resolve()
         return self
 
     @property

@@ -3,7 +3,7 @@
 Readiness is "my dependencies answer": each check returns ``(ok, detail)``; ``/health/ready``
 answers 503 naming every failing dependency and why. ``serve`` runs an app under uvicorn in a
 daemon thread of the calling process (the streaming job, the producer) and records its URL in
-``<home>/run/<name>.json`` so that ``eventlake status`` and Prometheus can find it.
+``<home>/run/<name>.json`` so that ``eventlake status`` and Prometheus (``observability.targets``) find it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from eventlake import pg
 from eventlake.config import Settings
 from eventlake.kafka.admin import kafka_health
 from eventlake.net import choose_port
+from eventlake.observability.targets import refresh_targets
 from eventlake.registry.client import registry_health
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class Served:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self._state.unlink(missing_ok=True)
+        refresh_targets(self._state.parent.parent)  # stopped on purpose: no longer a scrape target
 
 
 def serve(app: FastAPI, *, name: str, home: Path, host: str, port: int) -> Served:
@@ -129,5 +131,6 @@ def serve(app: FastAPI, *, name: str, home: Path, host: str, port: int) -> Serve
     state.write_text(
         json.dumps({"name": name, "url": url, "port": chosen, "pid": os.getpid(), "create_time": me.create_time()})
     )
+    refresh_targets(home)  # the local Prometheus, if it runs, scrapes it from its next refresh
     log.info("metrics and health served", extra={"server": name, "url": url})
     return Served(server, thread, url, state)

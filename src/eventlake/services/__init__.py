@@ -1,4 +1,5 @@
-"""Local service manager: Kafka (KRaft), PostgreSQL, S3 server, Schema Registry, Kafka Connect.
+"""Local service manager: Kafka (KRaft), PostgreSQL, S3 server, Schema Registry, Kafka Connect, and
+the operations stack (Prometheus, Alertmanager).
 
 ``Stack(settings).up()`` starts them on 127.0.0.1 (free ports), ``status()`` reports them,
 ``down()`` stops exactly what was started. :func:`endpoints` tells clients where they are.

@@ -25,6 +25,7 @@ from eventlake.config import Settings
 from eventlake.endpoints import Health
 from eventlake.errors import ServiceError
 from eventlake.net import port_is_free
+from eventlake.observability.targets import refresh_targets
 from eventlake.services.process import ProcessRef, spawn, tail, terminate, wait_until
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class Service(ABC):
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(state), indent=2))
         os.replace(tmp, self.state_file)
+        refresh_targets(self.settings.home)  # Prometheus scrapes what runs now
 
     def previous_port(self, key: str) -> int | None:
         state = self.load_state()

@@ -19,6 +19,7 @@ from eventlake.services.connect import ConnectService
 from eventlake.services.dashboard import DashboardService
 from eventlake.services.kafka import KafkaService
 from eventlake.services.lake import ensure_lake, lake_status
+from eventlake.services.ops import AlertmanagerService, PrometheusService
 from eventlake.services.postgres import PostgresService
 from eventlake.services.process import ProcessRef
 from eventlake.services.registry import RegistryService
@@ -35,6 +36,9 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
     ConnectService,
     DashboardService,
     AirflowService,
+    # the operations stack (`up --ops`) last: Prometheus scrapes what is up by then, and alerts via Alertmanager
+    AlertmanagerService,
+    PrometheusService,
 )
 
 #: env var that points eventlake at an existing instance, per component (for hints)
