@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
@@ -121,6 +122,11 @@ def test_metrics_health_and_dashboard_during_a_real_run(
     live = endpoints(settings)
     n = 400
     send(settings, live, n, seed=1)
+    # Counters are per process, and other tests of this session streamed the same query names.
+    read_before = {
+        s: REGISTRY.get_sample_value("eventlake_stream_input_rows_total", {"query": f"pipeline_{s}"}) or 0
+        for s in SOURCES
+    }
     stop = threading.Event()
     failure: list[BaseException] = []
 
@@ -144,7 +150,7 @@ def test_metrics_health_and_dashboard_during_a_real_run(
                 assert not failure, failure
                 m = scrape(url)
                 return all(
-                    value(m, "eventlake_stream_input_rows_total", query=f"pipeline_{s}") == expected
+                    value(m, "eventlake_stream_input_rows_total", query=f"pipeline_{s}") == read_before[s] + expected
                     and value(m, "eventlake_kafka_consumer_lag", query=f"pipeline_{s}") == 0
                     for s in SOURCES
                 )
