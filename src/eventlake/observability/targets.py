@@ -14,15 +14,15 @@ alerts on it until it is restarted (or its record is removed).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from eventlake.filelock import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -90,18 +90,6 @@ def live_targets(home: Path) -> list[Target]:
     return found
 
 
-@contextmanager
-def _locked(home: Path) -> Iterator[None]:
-    """One writer at a time per home: each rewrite reads every record, so the last one is complete."""
-    folder = targets_dir(home)
-    with open(folder / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _write_atomic(path: Path, text: str) -> None:
     """Prometheus watches the folder: it must never read a half-written file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -112,7 +100,7 @@ def _write_atomic(path: Path, text: str) -> None:
 def write_targets(home: Path) -> list[Target]:
     """Rewrite every job's discovery file from the records now in ``<home>/run``; return the targets."""
     targets_dir(home).mkdir(parents=True, exist_ok=True)
-    with _locked(home):
+    with exclusive(targets_dir(home) / ".lock"):  # one rewrite at a time; each reads every record
         targets = live_targets(home)
         for job in METRICS_JOBS.values():
             groups = [{"targets": [t.address], "labels": {"process": t.process}} for t in targets if t.job == job]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -13,6 +12,7 @@ import httpx
 
 from eventlake.config import Settings
 from eventlake.errors import EventlakeError, UnreachableError
+from eventlake.filelock import exclusive
 from eventlake.services.airflow import AirflowService
 from eventlake.services.base import Service
 from eventlake.services.connect import ConnectService
@@ -95,12 +95,8 @@ class Stack:
         """One `up`/`down` at a time per home (a second waits for the first)."""
         run = self.settings.home / "run"
         run.mkdir(parents=True, exist_ok=True)
-        with open(run / ".lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with exclusive(run / ".lock"):
+            yield
 
     def up(self, progress: Progress | None = None) -> None:
         """Start what is not running (idempotent). On failure, stop what this call started."""
