@@ -85,9 +85,9 @@ typecheck:
 pytest:
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-## chaos: the long fault matrix (tests marked chaos: longer outages, more dependencies); `make test` runs a bounded part
+## chaos: the long fault matrix (tests marked chaos: longer outages, more dependencies) and the long whole runs (marked long); `make test` runs a bounded part
 chaos: setup
-	$(BIN)/pytest -m chaos tests/chaos $(PYTEST_ARGS)
+	$(BIN)/pytest -m 'chaos or long' $(PYTEST_ARGS)
 
 ## audit: pip-audit of every pin (constraints*.txt) against PyPI's vulnerability data; ~10 s per file
 # Fails on a known vulnerability: upgrade the pin when a fixed version exists, else add

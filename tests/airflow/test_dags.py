@@ -132,6 +132,7 @@ def test_dq_daily_report_dag_stores_and_sends_once(env: dict[str, str], lake: La
     assert len(reports) == 1  # a rerun sends nothing: tests/batch (each Airflow run costs a minute here)
 
 
+@pytest.mark.long
 def test_delta_maintenance_dag_compacts_and_keeps_every_row(env: dict[str, str], lake: Lake) -> None:
     settings = lake.settings
     names = [("bronze", s) for s in SOURCES] + [("silver", s) for s in SOURCES]
@@ -144,6 +145,7 @@ def test_delta_maintenance_dag_compacts_and_keeps_every_row(env: dict[str, str],
         assert exact_rows(settings, *n) == rows[n], n
 
 
+@pytest.mark.long
 def test_backfill_gold_dag_rebuilds_lost_gold_rows(env: dict[str, str], lake: Lake) -> None:
     url = lake.live.postgres_url
     tables = [s.table for src in SOURCES for s in SPECS_BY_SOURCE[src]]
