@@ -204,26 +204,10 @@ class OnePass:
 
     def _silver_and_gold(self, batch: DataFrame, batch_id: int, start: BatchStart, side: list[Future[Any]]) -> None:
         version, prior = start.silver_version, start.prior
-        batch = sv.with_schema_id(batch)
-        with self._phase("schemas"):
-            # Every version of the subject is a decode branch: no Spark job to find the batch's ids first.
-            writers = self.schemas.subject_writers()
-            reader = self.schemas.reader
-        with self._phase("decode"):
-            # Materialised with its lineage cut (not just cached): the side threads' writes each plan a
-            # DataFrame built on it, and planning canonicalises every from_avro, whose options map
-            # (CreateMap) is evaluated by one shared, non-thread-safe builder. Concurrent planning
-            # failed batches with "IndexOutOfBoundsException ... ArrayBasedMapBuilder.put".
-            checked = hold(
-                sv.check(
-                    sv.decode(batch, writers, reader),
-                    self.rules,
-                    list(writers),
-                    reader,
-                    future_skew_s=self.settings.streaming.max_future_skew_s,
-                )
-            )
-        classified = sv.late(checked, prior=prior, lateness_s=self.settings.streaming.allowed_lateness_s).persist()
+        checked, reader = self._checked(batch)
+        with self._phase("late"):
+            late = hold(sv.late_keys(checked, prior=prior, lateness_s=self.settings.streaming.allowed_lateness_s))
+        classified = sv.mark_late(checked, late)  # a broadcast lookup on the held batch: cheap to redo per use
         unique: DataFrame | None = None
         try:
             optional = sv.optional_fields(reader) if self.rules.of_type("schema_drift") else []
@@ -267,10 +251,31 @@ class OnePass:
                 self.windows.evict(newest - self.keep)
             self._count(stats, inserted, quarantined)
         finally:
-            for df in (unique, classified):
-                if df is not None:
-                    df.unpersist()
+            if unique is not None:
+                unique.unpersist()
+            release(late)
             release(checked)
+
+    def _checked(self, batch: DataFrame) -> tuple[DataFrame, str]:
+        """The batch decoded and judged by every rule but lateness (held: release it), and the reader
+        schema it was decoded into."""
+        with self._phase("schemas"):
+            # Every version of the subject is a decode branch: no Spark job to find the batch's ids first.
+            writers = self.schemas.subject_writers()
+            reader = self.schemas.reader
+        with self._phase("decode"):
+            # Materialised with its lineage cut (not just cached): the side threads' writes each plan a
+            # DataFrame built on it, and planning canonicalises every from_avro, whose options map
+            # (CreateMap) is evaluated by one shared, non-thread-safe builder. Concurrent planning
+            # failed batches with "IndexOutOfBoundsException ... ArrayBasedMapBuilder.put".
+            checked = sv.check(
+                sv.decode(sv.with_schema_id(batch), writers, reader),
+                self.rules,
+                list(writers),
+                reader,
+                future_skew_s=self.settings.streaming.max_future_skew_s,
+            )
+            return hold(checked), reader
 
     def _dedup(self, classified: DataFrame, oldest: dt.datetime, version: int) -> DataFrame:
         """The batch's valid events not seen before (persisted): first per event_id, minus the state's ids."""
@@ -278,9 +283,7 @@ class OnePass:
             # The state must hold every window the batch can touch, and every id it can repeat.
             self.windows.ensure(version, oldest.replace(second=0, microsecond=0) - self.keep + self._lateness)
         held = self.windows.rows(oldest)
-        first = sv.first_per_event_id(classified.where(F.col("_reason").isNull()))
-        unique = first if held is None else first.join(held.select("event_id"), "event_id", "left_anti")
-        return unique.persist()
+        return sv.first_per_event_id(classified.where(F.col("_reason").isNull()), held).persist()
 
     @property
     def _lateness(self) -> dt.timedelta:
@@ -308,8 +311,12 @@ class OnePass:
         hi = newest - self._lateness
         out = []
         for spec, delta in zip(self.specs, self.gold_delta, strict=True):
-            late = [w for w in touched(minutes, spec) if w + dt.timedelta(minutes=spec.window_minutes) <= hi]
-            rows = self.windows.rows(self.windows.floor or newest, hi)
+            width = dt.timedelta(minutes=spec.window_minutes)
+            late = [w for w in touched(minutes, spec) if w + width <= hi]
+            # Only the rows of windows that can close now (end in (lo, hi]) or that a lagging partition
+            # changed: the state's older rows belong to windows merged by earlier batches.
+            since = [lo - width] if lo is not None else [self.windows.floor or newest]
+            rows = self.windows.rows(min(since + late), hi)  # the pieces' floors bound it from below
             if rows is None:
                 continue
             ends = aggregate(rows, spec)

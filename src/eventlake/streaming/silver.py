@@ -107,25 +107,42 @@ def check(
     return decoded.withColumn("_reason", _reason(rules, known_ids, required, future_skew_s))
 
 
-def late(checked: DataFrame, *, prior: dict[int, dt.datetime], lateness_s: int) -> DataFrame:
-    """Set ``_reason`` to ``late`` on the valid rows of ``checked`` that are late (null: valid).
+#: A Kafka record's identity within one topic: what the narrow decisions below key on.
+KEY = ("partition", "offset")
+
+
+def late_keys(checked: DataFrame, *, prior: dict[int, dt.datetime], lateness_s: int) -> DataFrame:
+    """``KEY`` of the valid rows of ``checked`` that are late.
 
     ``prior``: newest valid event time per Kafka partition before this batch. A row is late if it is
     older than the newest of the earlier rows minus ``lateness_s``; the running maximum may include
     the row itself (a row is never older than itself minus the lateness), which lets Spark use its
-    running-frame window instead of re-scanning a shrinking frame per row.
+    running-frame window instead of re-scanning a shrinking frame per row. The window's shuffle and
+    sort move three narrow columns, not the records (which carry their bytes and decoded fields).
     """
     prior_col = F.lit(None).cast("timestamp")
     for p, t in prior.items():
         prior_col = F.when(F.col("partition") == p, F.lit(t)).otherwise(prior_col)
     upto = Window.partitionBy("partition").orderBy("offset").rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    ok = checked.where(F.col("_reason").isNull())
-    ok = ok.withColumn("_newest", F.greatest(F.max("_rec.event_time").over(upto), prior_col))
-    ok = ok.withColumn(
-        "_reason",
-        F.when(F.col("_rec.event_time") < F.col("_newest") - F.expr(f"INTERVAL {lateness_s} SECONDS"), F.lit(LATE)),
-    ).drop("_newest")
-    return checked.where(F.col("_reason").isNotNull()).unionByName(ok)
+    ok = checked.where(F.col("_reason").isNull()).select(*KEY, F.col("_rec.event_time").alias("_t"))
+    ok = ok.withColumn("_newest", F.greatest(F.max("_t").over(upto), prior_col))
+    return ok.where(F.col("_t") < F.col("_newest") - F.expr(f"INTERVAL {lateness_s} SECONDS")).select(*KEY)
+
+
+def mark_late(checked: DataFrame, keys: DataFrame) -> DataFrame:
+    """``checked`` with ``_reason`` set to ``late`` on the rows of ``keys`` (a broadcast lookup: late
+    rows are few, and the records are never shuffled)."""
+    late_rows = F.broadcast(keys.withColumn("_late", F.lit(True)))
+    marked = checked.join(late_rows, list(KEY), "left")
+    return marked.withColumn(
+        "_reason", F.when(F.col("_late").isNotNull(), F.lit(LATE)).otherwise(F.col("_reason"))
+    ).drop("_late")
+
+
+def late(checked: DataFrame, *, prior: dict[int, dt.datetime], lateness_s: int) -> DataFrame:
+    """Set ``_reason`` to ``late`` on the valid rows of ``checked`` that are late (null: valid); see
+    :func:`late_keys`."""
+    return mark_late(checked, late_keys(checked, prior=prior, lateness_s=lateness_s))
 
 
 def optional_fields(reader: str) -> list[str]:
@@ -247,19 +264,27 @@ def utc(t: dt.datetime) -> dt.datetime:
     return t.astimezone(dt.UTC)
 
 
-def first_per_event_id(valid: DataFrame) -> DataFrame:
-    """The silver columns of the first row of each ``event_id`` in the batch (by Kafka partition, offset):
-    deterministic, so a replayed batch keeps the same rows."""
-    first = Window.partitionBy("_rec.event_id").orderBy("partition", "offset")
-    return (
-        valid.withColumn("_n", F.row_number().over(first))
-        .where("_n = 1")
-        .select(
-            "_rec.*",
-            F.col("partition").alias("_kafka_partition"),
-            F.col("offset").alias("_kafka_offset"),
-            F.col("_schema_id"),
-        )
+def repeated_keys(valid: DataFrame, seen: DataFrame | None = None) -> DataFrame:
+    """``KEY`` of the valid rows that repeat an event: every row of an ``event_id`` but its first (by
+    Kafka partition, offset: deterministic, so a replayed batch keeps the same rows), and the first
+    too when ``seen`` (a DataFrame with ``event_id``: the open-window state) holds the id. Computed
+    on three narrow columns; the records are never shuffled."""
+    ids = valid.select(*KEY, F.col("_rec.event_id").alias("event_id"))
+    ranked = ids.withColumn("_n", F.row_number().over(Window.partitionBy("event_id").orderBy(*KEY)))
+    repeats = ranked.where("_n > 1")
+    if seen is not None:
+        repeats = repeats.unionByName(ranked.where("_n = 1").join(seen.select("event_id"), "event_id", "left_semi"))
+    return repeats.select(*KEY)
+
+
+def first_per_event_id(valid: DataFrame, seen: DataFrame | None = None) -> DataFrame:
+    """The silver columns of the valid rows that are no repeat (:func:`repeated_keys`): the first row of
+    each ``event_id`` not held in ``seen``."""
+    return valid.join(F.broadcast(repeated_keys(valid, seen)), list(KEY), "left_anti").select(
+        "_rec.*",
+        F.col("partition").alias("_kafka_partition"),
+        F.col("offset").alias("_kafka_offset"),
+        F.col("_schema_id"),
     )
 
 

@@ -95,17 +95,23 @@ class DeltaUpsert:
     kind: str = "delta"
 
     def write(self, batch: DataFrame, batch_id: int, *, replay: bool = True) -> None:
-        lo = batch.agg({"window_start": "min"}).head()
-        if lo is None or lo[0] is None:
-            return
-        cond = " AND ".join(f"t.{c} <=> s.{c}" for c in self.keys)
-        prune = f"t.window_start >= timestamp'{lo[0].isoformat(sep=' ')}'"
-        with SINK_COMMIT.labels(self.kind, self.target).time():
+        # Computed once (windows aggregated from the open-window state): the prune bound, the MERGE's
+        # search for touched files and its write each read the source.
+        batch = batch.persist()
+        try:
+            lo = batch.agg({"window_start": "min"}).head()
+            if lo is None or lo[0] is None:
+                return
+            cond = " AND ".join(f"t.{c} <=> s.{c}" for c in self.keys)
+            prune = f"t.window_start >= timestamp'{lo[0].isoformat(sep=' ')}'"
+            with SINK_COMMIT.labels(self.kind, self.target).time():
 
-            def merge() -> None:
-                table = DeltaTable.forPath(batch.sparkSession, self.path)
-                builder = table.alias("t").merge(batch.alias("s"), f"{prune} AND {cond}")
-                builder.whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+                def merge() -> None:
+                    table = DeltaTable.forPath(batch.sparkSession, self.path)
+                    builder = table.alias("t").merge(batch.alias("s"), f"{prune} AND {cond}")
+                    builder.whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
 
-            # The rows are recomputed values: a MERGE that lost to OPTIMIZE's commit is redone as is.
-            retry_conflicts(f"merge {self.target}", merge)
+                # The rows are recomputed values: a MERGE that lost to OPTIMIZE's commit is redone as is.
+                retry_conflicts(f"merge {self.target}", merge)
+        finally:
+            batch.unpersist()
