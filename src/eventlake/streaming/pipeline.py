@@ -160,18 +160,13 @@ class OnePass:
                 what=f"{self.name} begin batch {batch_id}",
             )
         self._replay = start.replay
-        batch = batch.persist()
-        with self._phase("read"):
-            # Materialised before the side writes start: concurrent first uses of a cold cache each
-            # read Kafka and decode again.
-            batch.count()
         side: list[Future[Any]] = []
         try:
             try:
-                if self.bronze:
-                    side.append(self._side(self.sinks_bronze, batch.select(*BRONZE_COLUMNS), batch_id))
                 if self.silver:
                     self._silver_and_gold(batch, batch_id, start, side)
+                elif self.bronze:
+                    self.sinks_bronze.write(batch.select(*BRONZE_COLUMNS), batch_id, replay=self._replay)
             finally:
                 error = _wait(side)  # never leave a write running past its batch
             if error is not None:
@@ -183,8 +178,6 @@ class OnePass:
             )
             self.windows.reset()  # the batch fails; its retry rebuilds the state from silver
             raise
-        finally:
-            batch.unpersist()
 
     def _side(self, sink: DeltaAppend | DeadLetters | DeltaUpsert, df: DataFrame, batch_id: int) -> Future[Any]:
         def write() -> None:
@@ -205,6 +198,9 @@ class OnePass:
     def _silver_and_gold(self, batch: DataFrame, batch_id: int, start: BatchStart, side: list[Future[Any]]) -> None:
         version, prior = start.silver_version, start.prior
         checked, reader = self._checked(batch)
+        if self.bronze:
+            # From the held batch: Kafka is read, and the records materialised, once.
+            side.append(self._side(self.sinks_bronze, checked.select(*BRONZE_COLUMNS), batch_id))
         with self._phase("late"):
             late = hold(sv.late_keys(checked, prior=prior, lateness_s=self.settings.streaming.allowed_lateness_s))
         classified = sv.mark_late(checked, late)  # a broadcast lookup on the held batch: cheap to redo per use
@@ -263,7 +259,7 @@ class OnePass:
             # Every version of the subject is a decode branch: no Spark job to find the batch's ids first.
             writers = self.schemas.subject_writers()
             reader = self.schemas.reader
-        with self._phase("decode"):
+        with self._phase("read_decode"):
             # Materialised with its lineage cut (not just cached): the side threads' writes each plan a
             # DataFrame built on it, and planning canonicalises every from_avro, whose options map
             # (CreateMap) is evaluated by one shared, non-thread-safe builder. Concurrent planning
