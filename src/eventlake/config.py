@@ -234,7 +234,7 @@ class StreamingSettings(Section):
     master: str = "local[2]"
     shuffle_partitions: int = Field(default=2, gt=0)
     driver_memory: str = Field(default="2g", pattern=r"^\d+[mMgG]$")
-    #: micro-batch interval; the one-pass query keeps a batch well under 1 s at 10k ev/s per source
+    #: micro-batch interval (a batch that takes longer is followed at once by the next)
     trigger_s: float = Field(default=1.0, gt=0)
     max_offsets_per_trigger: int = Field(default=200_000, gt=0)
     #: checkpoints; default <home>/checkpoints (put it next to an S3 lake in production)

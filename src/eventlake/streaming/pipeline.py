@@ -188,12 +188,17 @@ class OnePass:
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
-        """Time a step of the batch; the batch's log line lists them (where a slow batch spends its time)."""
+        """Time a step of the batch; the batch's log line lists them (where a slow batch spends its time).
+        Its Spark jobs carry the step as their description (Spark UI, event log: CPU per step)."""
+        sc = self.spark.sparkContext
+        before = sc.getLocalProperty("spark.job.description")  # per thread (pyspark pins threads)
+        sc.setJobDescription(f"{self.name} {name}")
         t = time.perf_counter()
         try:
             yield
         finally:
             self._timings[name] = round(time.perf_counter() - t, 3)
+            sc.setJobDescription(before)  # type: ignore[arg-type]  # None clears it
 
     def _silver_and_gold(self, batch: DataFrame, batch_id: int, start: BatchStart, side: list[Future[Any]]) -> None:
         version, prior = start.silver_version, start.prior
