@@ -95,6 +95,36 @@ def _line(f: Figures, base: Figures | None = None, base_name: str = "") -> str:
     return f"throughput {f.line()}{ratio}"
 
 
+def step_cpu(event_log_dir: Path, prefix: str = "pipeline_") -> dict[str, float]:
+    """Executor CPU seconds of the tasks of each pass step (jobs whose description, set by the pass,
+    starts with ``prefix``; Delta's own job names after the step are folded into it), from Spark's
+    event log. What is not in any task (planning, code generation and JIT, GC, Delta log handling on
+    the driver) is the JVM's CPU minus their sum."""
+    stage_step: dict[int, str] = {}
+    cpu: dict[str, float] = {}
+    for path in sorted(event_log_dir.rglob("events_*")):
+        with path.open() as lines:
+            for line in lines:
+                e = json.loads(line)
+                if e.get("Event") == "SparkListenerJobStart":
+                    desc = (e.get("Properties") or {}).get("spark.job.description") or ""
+                    if desc.startswith(prefix):
+                        step = desc.split(" ", 2)[1]
+                        stage_step.update((sid, step) for sid in e["Stage IDs"])
+                elif e.get("Event") == "SparkListenerTaskEnd" and e["Stage ID"] in stage_step:
+                    m = e.get("Task Metrics") or {}
+                    ns = m.get("Executor CPU Time", 0) + m.get("Executor Deserialize CPU Time", 0)
+                    step = stage_step[e["Stage ID"]]
+                    cpu[step] = cpu.get(step, 0.0) + ns / 1e9
+    return dict(sorted(cpu.items(), key=lambda kv: -kv[1]))
+
+
+def _steps_line(steps: dict[str, float], run: Figures) -> str:
+    by_step = "  ".join(f"{k} {v:.1f} s" for k, v in steps.items())
+    tasks = sum(steps.values())
+    return f"spark_cpu eventlake tasks by step: {by_step}  (tasks {tasks:.1f} s of the JVM's {run.child_cpu_s:.1f} s)"
+
+
 def end_to_end(spark: Any, settings: Settings, n: int) -> tuple[Figures, list[float]]:
     """``stream --until-idle`` on the pre-filled topic (in this process, on the shared session)."""
     from eventlake.streaming.jobs import JOBS, start_jobs  # noqa: PLC0415
@@ -316,7 +346,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--silver-sizes", default="0,5000000,20000000")
     parser.add_argument("--batch", type=int, default=200_000, help="records of the silver-scaling input")
-    parser.add_argument("--skip", default="", help="comma-separated phases to skip: peers,quix,throughput,latency,silver")
+    parser.add_argument(
+        "--skip", default="", help="phases to skip, comma-separated: peers,quix,throughput,latency,silver"
+    )
     parser.add_argument("--log", type=Path, default=Path(tempfile.gettempdir()) / "eventlake-bench-pipeline.log")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -329,6 +361,29 @@ def main() -> None:
             run(home, args, skip)
         finally:
             subprocess.run([EVENTLAKE, "down"], env=_env(home), check=False, capture_output=True)
+
+
+def throughput(spark: Any, home: Path, settings: Settings, n: int, *, peers: dict[str, Figures], events: Path) -> None:
+    """The serving path alone, then eventlake end to end, with its ratios to the peers and its CPU by step."""
+    serving = serving_only(home, settings, n)
+    print(_line(serving, peers.get("quix"), "quix" if "quix" in peers else ""), flush=True)
+    mine, _ = end_to_end(spark, settings, n)
+    print(_line(mine), flush=True)
+    print(_steps_line(step_cpu(events), mine), flush=True)
+    for name in ("bare_spark_pass", "fastavro", "bare_consume", "quix"):
+        if name in peers:
+            print(f"ratio eventlake/{name} {mine.events_per_s / peers[name].events_per_s:.2f}", flush=True)
+
+
+def _event_log(home: Path) -> Path:
+    """Have the next Spark session write its event log (uncompressed) here: CPU per pass step."""
+    events = home / "spark-events"
+    events.mkdir()
+    os.environ["PYSPARK_SUBMIT_ARGS"] = (  # the builder's own --conf options come after these
+        f"--conf spark.eventLog.enabled=true --conf spark.eventLog.dir={events.as_uri()}"
+        " --conf spark.eventLog.compress=false pyspark-shell"
+    )
+    return events
 
 
 def run(home: Path, args: argparse.Namespace, skip: set[str]) -> None:
@@ -350,14 +405,14 @@ def run(home: Path, args: argparse.Namespace, skip: set[str]) -> None:
         print(_line(peers["bare_consume"]), flush=True)
         peers["fastavro"] = consume_fastavro(live.kafka_bootstrap, live.registry_url, topic, args.n)
         print(_line(peers["fastavro"], peers["bare_consume"], "bare_consume"), flush=True)
+    if not {"peers", "quix"} & skip:
         try:
-            if "quix" in skip:
-                raise LookupError("skipped (--skip quix)")
             peers["quix"] = quix_tumbling(live.kafka_bootstrap, live.registry_url, topic, args.n)
             print(_line(peers["quix"], peers["fastavro"], "fastavro"), flush=True)
         except Exception as err:
             print(f"throughput quix unavailable: {type(err).__name__}: {err}", flush=True)
     t = time.monotonic()
+    events = _event_log(home)
     spark = build_spark(settings, "eventlake-bench", s3_endpoint=live.s3_endpoint)
     print(f"spark_startup {time.monotonic() - t:.1f} s (not part of any rate below)", flush=True)
     if "peers" not in skip:
@@ -365,13 +420,7 @@ def run(home: Path, args: argparse.Namespace, skip: set[str]) -> None:
         peers["bare_spark_pass"] = bare_spark_pass(spark, live.kafka_bootstrap, topic, lake, live.registry_url, args.n)
         print(_line(peers["bare_spark_pass"], peers["fastavro"], "fastavro"), flush=True)
     if "throughput" not in skip:
-        serving = serving_only(home, settings, args.n)
-        print(_line(serving, peers.get("quix"), "quix" if "quix" in peers else ""), flush=True)
-        mine, _ = end_to_end(spark, settings, args.n)
-        print(_line(mine), flush=True)
-        for name in ("bare_spark_pass", "fastavro", "bare_consume", "quix"):
-            if name in peers:
-                print(f"ratio eventlake/{name} {mine.events_per_s / peers[name].events_per_s:.2f}", flush=True)
+        throughput(spark, home, settings, args.n, peers=peers, events=events)
     if "latency" not in skip:
         lat_settings = _settings(home, "lat", max_offsets_per_trigger=200_000)
         lat_settings.topics.sources = SOURCES
