@@ -270,11 +270,13 @@ def repeated_keys(valid: DataFrame, seen: DataFrame | None = None) -> DataFrame:
     too when ``seen`` (a DataFrame with ``event_id``: the open-window state) holds the id. Computed
     on three narrow columns; the records are never shuffled."""
     ids = valid.select(*KEY, F.col("_rec.event_id").alias("event_id"))
-    ranked = ids.withColumn("_n", F.row_number().over(Window.partitionBy("event_id").orderBy(*KEY)))
-    repeats = ranked.where("_n > 1")
     if seen is not None:
-        repeats = repeats.unionByName(ranked.where("_n = 1").join(seen.select("event_id"), "event_id", "left_semi"))
-    return repeats.select(*KEY)
+        # The held ids rank before every record (partition -1), so one window finds both kinds of
+        # repeat; the held ids are unique, and a (-1, -1) key would match no record anyway.
+        held = seen.select(F.lit(-1).alias("partition"), F.lit(-1).cast("long").alias("offset"), "event_id")
+        ids = ids.unionByName(held)
+    ranked = ids.withColumn("_n", F.row_number().over(Window.partitionBy("event_id").orderBy(*KEY)))
+    return ranked.where("_n > 1").select(*KEY)
 
 
 def first_per_event_id(valid: DataFrame, seen: DataFrame | None = None) -> DataFrame:
