@@ -100,6 +100,7 @@ def _produce_once_running(spark: Any, pipeline: Pipeline, *, seed: int) -> Produ
     return producing
 
 
+@pytest.mark.chaos  # ~4-5 min with the cluster's start; tests/services/test_kafka_cluster.py is the make-test part
 def test_a_broker_killed_mid_stream_loses_and_duplicates_nothing(
     stack: Stack, make_settings: MakeSettings, spark: Any, tmp_path: Any, cluster: KafkaCluster
 ) -> None:
