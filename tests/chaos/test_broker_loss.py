@@ -166,7 +166,8 @@ def test_a_broker_killed_mid_stream_loses_and_duplicates_nothing(
     assert_layers_exact(settings, SOURCE, n)
 
 
-@pytest.mark.parametrize("outage_s", [20.0, pytest.param(90.0, marks=pytest.mark.chaos)], ids=lambda s: f"{s:g}s")
+@pytest.mark.chaos  # ~3.5 min for 20 s (Spark's first batch alone takes a minute on a loaded machine)
+@pytest.mark.parametrize("outage_s", [20.0, 90.0], ids=lambda s: f"{s:g}s")
 def test_the_only_broker_stopped_mid_stream_is_ridden_out(
     stack: Stack, make_settings: MakeSettings, spark: Any, tmp_path: Any, outage_s: float
 ) -> None:
