@@ -183,7 +183,7 @@ class KafkaService(Service):
             terminate(ref)
             reason = self._startup_error(out) or ("process exited" if not ref.alive() else "timed out")
             raise ServiceError(
-                f"Kafka broker {self.label} failed to start: {reason}",
+                f"Kafka broker{'' if self.node is None else f' {self.node.node_id}'} failed to start: {reason}",
                 f"see {self.logs_dir / 'server.log'} and {out}",
             )
         return ServiceState(
@@ -331,6 +331,8 @@ class KafkaCluster:
             for p in probes
         ]
         voters = ",".join(f"{i}@{host}:{c}" for i, (_, c) in enumerate(ports, start=1))
+        #: every node's listener: clients that start while a node is down still find the others
+        self.bootstrap = ",".join(f"{host}:{p}" for p, _ in ports)
         self.nodes = [
             KafkaService(settings, KafkaNode(i, p, c, voters, nodes, min_isr, cluster_id))
             for i, (p, c) in enumerate(ports, start=1)
@@ -345,12 +347,6 @@ class KafkaCluster:
             port = free_port(host)
         taken.add(port)
         return port
-
-    @property
-    def bootstrap(self) -> str:
-        """Every node's listener: clients that start while a node is down still find the others."""
-        assert all(n.node is not None for n in self.nodes)
-        return ",".join(f"{self.settings.kafka.host}:{n.node.port}" for n in self.nodes if n.node is not None)
 
     def node(self, node_id: int) -> KafkaService:
         return self.nodes[node_id - 1]
