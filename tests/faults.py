@@ -65,7 +65,9 @@ class TcpProxy:
                     if not data:
                         return
                     (b if s is a else a).sendall(data)
-        except OSError:
+        except (OSError, ValueError):
+            # The pair was closed by cut()/refuse() from another thread: select() then sees fd -1
+            # (ValueError) rather than a socket error. Either way this pump's connection is over.
             return
         finally:
             for s in (a, b):

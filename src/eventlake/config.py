@@ -237,6 +237,11 @@ class StreamingSettings(Section):
     #: micro-batch interval (a batch that takes longer is followed at once by the next)
     trigger_s: float = Field(default=1.0, gt=0)
     max_offsets_per_trigger: int = Field(default=200_000, gt=0)
+    #: how long one attempt of the Kafka source's offset look-up (its AdminClient's ListOffsets) may
+    #: take before Spark tries again (``fetchOffset.numRetries`` times, then the query fails and is
+    #: restarted): an attempt in flight when a partition leader dies waits out the whole timeout even
+    #: after a new leader is elected (Kafka's default 60 s stalled every query that long, measured)
+    kafka_api_timeout_s: float = Field(default=10.0, ge=1.0)
     #: checkpoints; default <home>/checkpoints (put it next to an S3 lake in production)
     checkpoint_dir: str | None = None
     #: CPU priority of the local Spark JVM (Linux nice, 0 = unchanged): on a machine it shares with the

@@ -5,46 +5,22 @@ afterwards. The recovery time (outage end to caught up) is printed for docs/reli
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from deltalake.exceptions import TableNotFoundError
-from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from eventlake.services import Stack, endpoints
-from eventlake.sources.produce import produce
-from eventlake.streaming.jobs import JOBS, run_jobs
+from tests.chaos.streaming import restarts, start_producing, streaming
 from tests.conftest import MakeSettings
 from tests.faults import TcpProxy
-from tests.streaming import recompute
 from tests.streaming.exact import assert_layers_exact
-from tests.streaming.test_pipeline import START, assert_gold_matches, delta_rows, pipeline_settings
+from tests.streaming.test_pipeline import delta_rows, pipeline_settings
 
 pytestmark = pytest.mark.e2e
 SOURCE = "transactions"
-
-
-def _restarts(component: str) -> float:
-    return REGISTRY.get_sample_value("eventlake_pipeline_restarts_total", {"component": component}) or 0.0
-
-
-def _until(check: Callable[[], bool], timeout_s: float, what: str, failure: list[BaseException]) -> float:
-    """Seconds until ``check()`` holds (fails the test after ``timeout_s``, or when the pipeline died)."""
-    t = time.monotonic()
-    while time.monotonic() - t < timeout_s:
-        assert not failure, failure
-        try:
-            if check():
-                return time.monotonic() - t
-        except (AssertionError, TableNotFoundError):
-            pass  # not there yet
-        time.sleep(1.0)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
 @pytest.mark.parametrize(
@@ -81,58 +57,27 @@ def test_an_outage_mid_stream_is_ridden_out_and_every_layer_is_exact(
         settings.registry.url = proxy.url_for(url)
     live = endpoints(settings)
     n = 2500
-    producer = threading.Thread(
-        target=produce,
-        kwargs={
-            "settings": settings,
-            "bootstrap": live.kafka_bootstrap,
-            "registry_url": live.registry_url,
-            "sources": [SOURCE],
-            "count": n,
-            "rate": 200,
-            "seed": 33,
-            "start_ms": START,
-            "faults": 0.03,
-        },
-    )
-    stop = threading.Event()
-    failure: list[BaseException] = []
-
-    def stream() -> None:
-        try:
-            run_jobs(settings, live, list(JOBS), until_idle=False, stop=stop)
-        except BaseException as err:  # reported by the main thread
-            failure.append(err)
-
-    runner = threading.Thread(target=stream, daemon=True)
-    restarts_before = _restarts(f"pipeline_{SOURCE}")
-    producer.start()
-    runner.start()
+    restarts_before = restarts(f"pipeline_{SOURCE}")
+    producing = start_producing(settings, live, SOURCE, n, rate=200, seed=33)
     try:
-        _until(lambda: len(delta_rows(settings, "silver", SOURCE)) > 0, 180, "the first silver rows", failure)
-        proxy.refuse()  # the dependency is down: connections reset, new ones refused
-        time.sleep(outage_s)
-        proxy.heal()
-        producer.join(timeout=120)
-        raw = recompute.read_topic(live.kafka_bootstrap, live.registry_url, settings.topics.raw(SOURCE), n)
-
-        def caught_up() -> bool:
-            assert_gold_matches(settings, SOURCE, recompute.gold(SOURCE, raw.records), delta=False)
-            return len(delta_rows(settings, "silver", SOURCE)) == len(raw.records)
-
-        recovery = _until(caught_up, 300, "every record through PostgreSQL gold and silver", failure)
-        print(f"\nreliability {dependency}_outage {outage_s:g} s: recovered {recovery:.1f} s after it ended")
+        with streaming(settings, live) as pipeline:
+            pipeline.until(lambda: len(delta_rows(settings, "silver", SOURCE)) > 0, 180, "the first silver rows")
+            proxy.refuse()  # the dependency is down: connections reset, new ones refused
+            time.sleep(outage_s)
+            proxy.heal()
+            producing.join(120)
+            caught_up = pipeline.caught_up(live, SOURCE, n)
+            recovery = pipeline.until(caught_up, 300, "every record through PostgreSQL gold and silver")
+            print(f"\nreliability {dependency}_outage {outage_s:g} s: recovered {recovery:.1f} s after it ended")
+        assert not pipeline.failure, pipeline.failure
     finally:
-        stop.set()
-        runner.join(timeout=120)
         proxy.close()
-    assert not failure, failure
-    restarts = _restarts(f"pipeline_{SOURCE}") - restarts_before
-    print(f"reliability {dependency}_outage {outage_s:g} s: {restarts:g} query restarts")
+    count = restarts(f"pipeline_{SOURCE}") - restarts_before
+    print(f"reliability {dependency}_outage {outage_s:g} s: {count:g} query restarts")
     if dependency == "postgres":
-        assert restarts > 0, "the outage outlasted the batch's retries"
+        assert count > 0, "the outage outlasted the batch's retries"
     else:
-        assert restarts == 0, "known schemas decode without the registry"
+        assert count == 0, "known schemas decode without the registry"
     settings.postgres.url = SecretStr(direct.postgres_url)
     settings.registry.url = direct.registry_url
     assert_layers_exact(settings, SOURCE, n)

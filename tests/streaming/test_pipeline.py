@@ -49,7 +49,9 @@ def pipeline_settings(
     for key, value in overrides.items():  # sections merge: pipeline_settings(..., streaming={"trigger_s": 1})
         kwargs[key] = kwargs[key] | value if isinstance(kwargs.get(key), dict) else value
     settings = make_settings(tag, **kwargs)
-    provision_topics(admin_client(endpoints(settings).kafka_bootstrap), settings.topics.specs(), 1)
+    provision_topics(
+        admin_client(endpoints(settings).kafka_bootstrap), settings.topics.specs(), settings.kafka.replication_factor
+    )
     return settings
 
 

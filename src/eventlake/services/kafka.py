@@ -1,10 +1,13 @@
-"""Apache Kafka, single combined broker+controller node in KRaft mode.
+"""Apache Kafka in KRaft mode: the stack's single combined broker+controller node, or a cluster of them.
 
 The real broker from Maven Central (``org.apache.kafka:kafka_2.13``), run as
 ``java -cp <jars> kafka.Kafka server.properties``. The data dir is formatted once with
 ``kafka.tools.StorageTool``; later starts recover whatever is in it (after a kill -9 too).
-Internal topics (offsets, transaction state) use replication factor 1 and min ISR 1 so that
-idempotent and transactional producers work on one node.
+
+On one node (``eventlake up``) internal topics (offsets, transaction state) use replication factor 1
+and min ISR 1 so that idempotent and transactional producers work at all. :class:`KafkaCluster` runs
+N such nodes on loopback as one static controller quorum, with internal and new topics replicated N
+times and min ISR ``min_isr``: a cluster that keeps accepting ``acks=all`` writes with one node gone.
 """
 
 from __future__ import annotations
@@ -15,19 +18,22 @@ import os
 import re
 import subprocess
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+from eventlake.config import Settings
 from eventlake.endpoints import Health
 from eventlake.errors import CorruptDataError, ServiceError
 from eventlake.jvm import classpath, find_java
 from eventlake.kafka.admin import kafka_health
-from eventlake.net import choose_port, port_accepts
+from eventlake.net import choose_port, free_port, port_accepts, port_is_free
 from eventlake.services.base import Service, ServiceState
 from eventlake.services.process import spawn, tail, terminate, wait_until
 
 log = logging.getLogger(__name__)
 
-NODE_ID = 1
+NODE_ID = 1  # the stack's single node
 LOG4J2_XML = """<?xml version="1.0" encoding="UTF-8"?>
 <Configuration status="WARN">
   <Appenders>
@@ -60,13 +66,54 @@ def new_cluster_id() -> str:
             return cid
 
 
+@dataclass(frozen=True)
+class KafkaNode:
+    """Where one node of a cluster sits in it: its id and ports, and what every node shares."""
+
+    node_id: int
+    port: int
+    controller_port: int
+    #: ``controller.quorum.voters`` of the whole cluster (``id@host:controller_port,...``)
+    voters: str
+    #: replication factor of internal topics and of topics created without one
+    replication: int
+    #: ``min.insync.replicas`` of those topics (and the transaction log's min ISR)
+    min_isr: int
+    #: every node of a cluster is formatted with the same cluster id
+    cluster_id: str
+
+
 class KafkaService(Service):
+    """The stack's Kafka node (``node`` None), or one node of a :class:`KafkaCluster`."""
+
     name = "kafka"
     status_key = "kafka"
     endpoint_key = "bootstrap"
 
+    def __init__(self, settings: Settings, node: KafkaNode | None = None) -> None:
+        super().__init__(settings)
+        self.node = node
+
+    @property
+    def node_id(self) -> int:
+        return self.node.node_id if self.node is not None else NODE_ID
+
+    @property
+    def label(self) -> str:
+        """``kafka``, or ``kafka-<id>`` for a cluster node: its directory and state record."""
+        return self.name if self.node is None else f"{self.name}-{self.node.node_id}"
+
+    @property
+    def dir(self) -> Path:
+        return self.settings.home / self.label
+
+    @property
+    def state_file(self) -> Path:
+        return self.settings.home / "run" / f"{self.label}.json"
+
     def external_endpoint(self) -> str | None:
-        return self.settings.kafka.bootstrap
+        # A cluster node is always ours; the stack's node is external when a bootstrap is configured.
+        return self.settings.kafka.bootstrap if self.node is None else None
 
     @property
     def data_dir(self) -> Path:
@@ -83,10 +130,9 @@ class KafkaService(Service):
         return kafka_health(endpoint)
 
     # -- start -------------------------------------------------------------------------------
-    def _launch(self) -> ServiceState:
+    def _single_node(self) -> KafkaNode:
+        """The stack's node: its own one-voter quorum, replication 1 (a new cluster id if formatted now)."""
         cfg = self.settings.kafka
-        java = find_java(self.settings)
-        cp = os.pathsep.join(str(j) for j in classpath(self.settings, "kafka"))
         port = choose_port("kafka", cfg.host, cfg.port, self.previous_port("broker"), "EVENTLAKE_KAFKA_PORT")
         cport = choose_port(
             "kafka controller",
@@ -97,7 +143,15 @@ class KafkaService(Service):
         )
         if cport == port:
             cport = choose_port("kafka controller", cfg.host, 0, None, "EVENTLAKE_KAFKA_CONTROLLER_PORT")
-        props = self._write_config(port, cport)
+        return KafkaNode(NODE_ID, port, cport, f"{NODE_ID}@{cfg.host}:{cport}", 1, 1, new_cluster_id())
+
+    def _launch(self) -> ServiceState:
+        cfg = self.settings.kafka
+        java = find_java(self.settings)
+        cp = os.pathsep.join(str(j) for j in classpath(self.settings, "kafka"))
+        node = self.node or self._single_node()
+        port, cport = node.port, node.controller_port
+        props = self._write_config(node)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         log4j = self.dir / "log4j2.xml"
         log4j.write_text(LOG4J2_XML.format(logs=self.logs_dir))
@@ -110,7 +164,7 @@ class KafkaService(Service):
             f"-Dlog4j2.configurationFile={log4j}",
             f"-Dkafka.logs.dir={self.logs_dir}",
         ]
-        self._format_if_new(str(java.path), cp, props, jvm_opts)
+        self._format_if_new(str(java.path), cp, props, jvm_opts, node.cluster_id)
 
         out = self.dir / "kafka.out"
         ref = spawn([str(java.path), *jvm_opts, "-cp", cp, "kafka.Kafka", str(props)], out)
@@ -129,7 +183,7 @@ class KafkaService(Service):
             terminate(ref)
             reason = self._startup_error(out) or ("process exited" if not ref.alive() else "timed out")
             raise ServiceError(
-                f"Kafka broker failed to start: {reason}",
+                f"Kafka broker{'' if self.node is None else f' {self.node.node_id}'} failed to start: {reason}",
                 f"see {self.logs_dir / 'server.log'} and {out}",
             )
         return ServiceState(
@@ -142,13 +196,14 @@ class KafkaService(Service):
             create_time=ref.create_time,
         )
 
-    def _write_config(self, port: int, cport: int) -> Path:
+    def _write_config(self, node: KafkaNode) -> Path:
         cfg = self.settings.kafka
-        h = cfg.host
+        h, port, cport = cfg.host, node.port, node.controller_port
+        rf, isr = str(node.replication), str(node.min_isr)
         props = {
             "process.roles": "broker,controller",
-            "node.id": str(NODE_ID),
-            "controller.quorum.voters": f"{NODE_ID}@{h}:{cport}",
+            "node.id": str(node.node_id),
+            "controller.quorum.voters": node.voters,
             "listeners": f"PLAINTEXT://{h}:{port},CONTROLLER://{h}:{cport}",
             "advertised.listeners": f"PLAINTEXT://{h}:{port}",
             "controller.listener.names": "CONTROLLER",
@@ -156,15 +211,17 @@ class KafkaService(Service):
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.data_dir),
             "num.partitions": str(cfg.default_partitions),
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
-            "offsets.topic.replication.factor": "1",
+            "default.replication.factor": rf,
+            "min.insync.replicas": isr,
+            "offsets.topic.replication.factor": rf,
             "offsets.topic.num.partitions": "10",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": isr,
             "transaction.state.log.num.partitions": "10",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": rf,
+            "share.coordinator.state.topic.min.isr": isr,
+            # A replica that lost its data must never become leader: acks=all writes would vanish.
+            "unclean.leader.election.enable": "false",
             "group.initial.rebalance.delay.ms": "0",
             # Topics are provisioned from config (`eventlake topics create`), never by a typo.
             "auto.create.topics.enable": "false",
@@ -174,7 +231,7 @@ class KafkaService(Service):
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         return path
 
-    def _format_if_new(self, java: str, cp: str, props: Path, jvm_opts: list[str]) -> None:
+    def _format_if_new(self, java: str, cp: str, props: Path, jvm_opts: list[str], cluster_id: str) -> None:
         meta = self.data_dir / "meta.properties"
         if meta.exists():
             self._validate_meta(meta)
@@ -184,7 +241,6 @@ class KafkaService(Service):
                 f"Kafka data dir {self.data_dir} has data but no meta.properties",
                 f"restore it from a backup, or delete {self.data_dir} to start empty (loses all messages)",
             )
-        cluster_id = new_cluster_id()
         argv = [
             java,
             *jvm_opts,
@@ -204,7 +260,21 @@ class KafkaService(Service):
             raise ServiceError(f"formatting the Kafka data dir failed: {last}", f"see {self.dir}")
         log.info("formatted kafka storage", extra={"cluster_id": cluster_id, "dir": str(self.data_dir)})
 
+    def formatted_cluster_id(self) -> str | None:
+        """The cluster id this node's data dir was formatted with; None if it is not formatted yet."""
+        meta = self.data_dir / "meta.properties"
+        return self._read_meta(meta) if meta.exists() else None
+
     def _validate_meta(self, meta: Path) -> None:
+        cluster_id = self._read_meta(meta)
+        if self.node is not None and cluster_id != self.node.cluster_id:
+            raise CorruptDataError(
+                f"Kafka data dir {self.data_dir} belongs to cluster {cluster_id}, not {self.node.cluster_id}",
+                f"delete {self.data_dir} to rejoin empty (the other replicas hold the data)",
+            )
+
+    def _read_meta(self, meta: Path) -> str:
+        """The cluster id of a data dir formatted for this node id (else :class:`CorruptDataError`)."""
         try:
             text = meta.read_text()
         except (OSError, UnicodeDecodeError) as err:
@@ -213,11 +283,13 @@ class KafkaService(Service):
                 f"restore it from a backup, or delete {self.data_dir} to start empty (loses all messages)",
             ) from err
         keys = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
-        if keys.get("node.id") != str(NODE_ID) or not keys.get("cluster.id"):
+        cluster_id = keys.get("cluster.id")
+        if keys.get("node.id") != str(self.node_id) or not cluster_id:
             raise CorruptDataError(
                 f"Kafka data dir {self.data_dir} is corrupt: meta.properties has no valid cluster.id/node.id",
                 f"restore it from a backup, or delete {self.data_dir} to start empty (loses all messages)",
             )
+        return cluster_id
 
     def _startup_error(self, out: Path) -> str | None:
         """The most telling line of a failed start, from the broker's own output."""
@@ -227,3 +299,80 @@ class KafkaService(Service):
                 if re.search(pattern, line):
                     return line.strip()[:300]
         return None
+
+
+class KafkaCluster:
+    """``nodes`` combined broker+controller nodes on loopback: one static KRaft quorum of them all,
+    internal and new topics replicated ``nodes`` times with min ISR ``min_isr``.
+
+    Each node is a :class:`KafkaService` under ``<home>/kafka-<id>`` with its own state record, so one
+    node can be stopped, killed and started again on its own ports and data while the others run.
+    Ports are chosen up front for every node (each node's config names every controller), reusing
+    what the records hold; the cluster id is the one the data dirs were formatted with, or a new one.
+    """
+
+    def __init__(self, settings: Settings, nodes: int = 3, min_isr: int = 2) -> None:
+        if nodes < 1 or not 1 <= min_isr <= nodes:
+            raise ValueError(f"a cluster of {nodes} node(s) cannot have min ISR {min_isr}")
+        self.settings = settings
+        host = settings.kafka.host
+        # Nodes without a place yet: enough to read what each one's record and data dir hold.
+        probes = [KafkaService(settings, KafkaNode(i, 0, 0, "", nodes, min_isr, "")) for i in range(1, nodes + 1)]
+        found = {c for p in probes if (c := p.formatted_cluster_id()) is not None}
+        if len(found) > 1:
+            raise CorruptDataError(
+                f"the Kafka data dirs under {settings.home} belong to different clusters: {sorted(found)}",
+                "delete the data dirs of the nodes that should rejoin empty",
+            )
+        cluster_id = found.pop() if found else new_cluster_id()
+        taken: set[int] = set()
+        ports = [
+            (self._port(host, p.previous_port("broker"), taken), self._port(host, p.previous_port("controller"), taken))
+            for p in probes
+        ]
+        voters = ",".join(f"{i}@{host}:{c}" for i, (_, c) in enumerate(ports, start=1))
+        #: every node's listener: clients that start while a node is down still find the others
+        self.bootstrap = ",".join(f"{host}:{p}" for p, _ in ports)
+        self.nodes = [
+            KafkaService(settings, KafkaNode(i, p, c, voters, nodes, min_isr, cluster_id))
+            for i, (p, c) in enumerate(ports, start=1)
+        ]
+
+    @staticmethod
+    def _port(host: str, previous: int | None, taken: set[int]) -> int:
+        """The port a node had (kept so clients and the quorum find it again), else a free one; never one
+        another node of this cluster got."""
+        port = previous if previous and previous not in taken and port_is_free(host, previous) else free_port(host)
+        while port in taken:
+            port = free_port(host)
+        taken.add(port)
+        return port
+
+    def node(self, node_id: int) -> KafkaService:
+        return self.nodes[node_id - 1]
+
+    def start(self) -> None:
+        """Start every node that is not running, together: no node answers before a quorum of
+        controllers is up. On failure stop what this call started."""
+        todo = [n for n in self.nodes if not n.is_running()]
+        with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
+            futures = [(n, pool.submit(n.start)) for n in todo]
+        errors = [(n, err) for n, f in futures if (err := f.exception()) is not None]
+        if errors:
+            _stop_together(todo, 30.0)
+            node, first = errors[0]
+            log.error("kafka cluster failed to start", extra={"node": node.label, "error": str(first)})
+            raise first
+        health = kafka_health(self.bootstrap)
+        log.info("kafka cluster up", extra={"bootstrap": self.bootstrap, "detail": health.detail})
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop every node, together: one by one, the last nodes would wait out ``timeout`` for a
+        controller quorum to shut down under."""
+        _stop_together(self.nodes, timeout)
+
+
+def _stop_together(nodes: list[KafkaService], timeout: float) -> None:
+    with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+        for future in [pool.submit(n.stop, timeout) for n in nodes]:
+            future.result()

@@ -400,10 +400,14 @@ def kafka_stream(
 ) -> DataFrame:
     """``raw.<source>`` as a stream; only committed records (``read_committed``): an aborted
     transaction's records never reach any layer. ``starting``: where a new checkpoint starts
-    (Spark ignores it once the checkpoint has offsets)."""
+    (Spark ignores it once the checkpoint has offsets). A short client timeout bounds each offset
+    look-up: after a broker is lost, the next attempt asks the new leader (``streaming.kafka_api_timeout_s``)."""
+    api_timeout_ms = int(settings.streaming.kafka_api_timeout_s * 1000)
     return (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", bootstrap)
+        .option("kafka.default.api.timeout.ms", api_timeout_ms)
+        .option("kafka.request.timeout.ms", min(api_timeout_ms, 30_000))
         .option("subscribe", settings.topics.raw(source))
         .option("startingOffsets", starting)
         .option("includeHeaders", "true")

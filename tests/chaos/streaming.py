@@ -1,0 +1,140 @@
+"""What the chaos tests share: a seeded producer and the pipeline (``run_jobs``) running in threads
+while the test injects a fault, and a wait that fails as soon as the pipeline dies."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from deltalake.exceptions import TableNotFoundError
+from prometheus_client import REGISTRY
+
+from eventlake.config import Settings
+from eventlake.endpoints import Endpoints
+from eventlake.sources.produce import ProduceSummary, produce
+from eventlake.streaming.jobs import JOBS, run_jobs
+from tests.streaming import recompute
+from tests.streaming.test_pipeline import START, assert_gold_matches, delta_rows
+
+
+def restarts(component: str) -> float:
+    """Restarts of a pipeline component by the supervisor so far, in this process."""
+    return REGISTRY.get_sample_value("eventlake_pipeline_restarts_total", {"component": component}) or 0.0
+
+
+@dataclass
+class Producing:
+    """A producer thread sending records of one source at ``rate``; ``summary`` once done."""
+
+    thread: threading.Thread
+    stop: threading.Event = field(default_factory=threading.Event)
+    summary: list[ProduceSummary] = field(default_factory=list)
+    failure: list[BaseException] = field(default_factory=list)
+
+    def join(self, timeout_s: float) -> ProduceSummary:
+        self.thread.join(timeout=timeout_s)
+        assert not self.thread.is_alive(), f"the producer is still sending after {timeout_s:g} s"
+        assert not self.failure, self.failure
+        return self.summary[0]
+
+    def finish(self, timeout_s: float) -> ProduceSummary:
+        """Stop an endless producer (it flushes what is in flight) and return its tally."""
+        self.stop.set()
+        return self.join(timeout_s)
+
+
+def start_producing(
+    settings: Settings,
+    live: Endpoints,
+    source: str,
+    count: int | None,
+    *,
+    rate: float,
+    seed: int,
+    faults: float = 0.03,
+) -> Producing:
+    """Seeded records (simulated clock from ``START``, ``faults`` labelled bad) into ``raw.<source>``:
+    ``count`` of them, or (None) until :meth:`Producing.finish`, however long the pipeline takes to
+    start (30-90 s on a busy 2-core machine), so a fault can fall while records are being produced."""
+    producing = Producing(threading.Thread(target=lambda: None))
+
+    def send() -> None:
+        try:
+            producing.summary.append(
+                produce(
+                    settings,
+                    bootstrap=live.kafka_bootstrap,
+                    registry_url=live.registry_url,
+                    sources=[source],
+                    count=count,
+                    rate=rate,
+                    seed=seed,
+                    start_ms=START,
+                    faults=faults,
+                    stop=producing.stop,
+                )
+            )
+        except BaseException as err:  # reported by join()
+            producing.failure.append(err)
+
+    producing.thread = threading.Thread(target=send, name="chaos-producer", daemon=True)
+    producing.thread.start()
+    return producing
+
+
+@dataclass
+class Pipeline:
+    """The pipeline running in a thread; ``failure`` holds what ended it early."""
+
+    settings: Settings
+    failure: list[BaseException] = field(default_factory=list)
+
+    def until(self, check: Callable[[], bool], timeout_s: float, what: str) -> float:
+        """Seconds until ``check()`` holds (fails the test after ``timeout_s``, or when the pipeline died)."""
+        t = time.monotonic()
+        while time.monotonic() - t < timeout_s:
+            assert not self.failure, self.failure
+            try:
+                if check():
+                    return time.monotonic() - t
+            except (AssertionError, TableNotFoundError):
+                pass  # not there yet
+            time.sleep(1.0)
+        raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+
+    def caught_up(self, live: Endpoints, source: str, n: int) -> Callable[[], bool]:
+        """A check: PostgreSQL gold equals the recompute of the raw topic (``n`` records, read once, now),
+        and every valid event is in silver."""
+        raw = recompute.read_topic(live.kafka_bootstrap, live.registry_url, self.settings.topics.raw(source), n)
+        want = recompute.gold(source, raw.records)
+
+        def check() -> bool:
+            assert_gold_matches(self.settings, source, want, delta=False)
+            return len(delta_rows(self.settings, "silver", source)) == len(raw.records)
+
+        return check
+
+
+@contextmanager
+def streaming(settings: Settings, live: Endpoints) -> Iterator[Pipeline]:
+    """``run_jobs`` (every layer, not until idle) in a thread until the block ends; then stopped
+    between micro-batches. The block should end with ``assert not pipeline.failure``."""
+    stop = threading.Event()
+    pipeline = Pipeline(settings)
+
+    def stream() -> None:
+        try:
+            run_jobs(settings, live, list(JOBS), until_idle=False, stop=stop)
+        except BaseException as err:  # reported by the main thread
+            pipeline.failure.append(err)
+
+    runner = threading.Thread(target=stream, name="chaos-pipeline", daemon=True)
+    runner.start()
+    try:
+        yield pipeline
+    finally:
+        stop.set()
+        runner.join(timeout=120)

@@ -1,0 +1,203 @@
+"""Kafka brokers lost while the pipeline streams and the producer produces.
+
+On a 3-broker KRaft cluster (every topic replication 3, min ISR 2) one broker, the leader of the most
+raw partitions, is killed -9: the other two elect new leaders, the idempotent producer and every
+consumer (Spark's Kafka source, the serving path) follow them, and every layer is exact afterwards.
+On the single-broker stack the only broker is stopped for 20 s: nothing can be read or written
+meanwhile, the supervisor restarts what fails, and again every layer is exact. The recovery times are
+printed for docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import ConfigResource
+
+from eventlake.config import Settings, TopicSettings
+from eventlake.kafka.admin import admin_client
+from eventlake.registry.client import register_schemas
+from eventlake.services import Stack, endpoints
+from eventlake.services.kafka import KafkaCluster, KafkaService
+from eventlake.services.process import wait_until
+from tests.chaos.streaming import Pipeline, Producing, restarts, start_producing, streaming
+from tests.conftest import MakeSettings
+from tests.streaming.exact import assert_layers_exact
+from tests.streaming.test_pipeline import delta_rows, pipeline_settings
+
+pytestmark = pytest.mark.e2e
+SOURCE = "transactions"
+#: what the cluster keeps writable with one broker gone
+REPLICAS, MIN_ISR = 3, 2
+#: how long the producer goes on after the fault (records sent to new leaders, or buffered meanwhile)
+PRODUCE_AFTER_KILL_S = 20.0
+HEAP = "384m"  # three brokers and Spark on one 2-core machine
+
+
+@pytest.fixture
+def cluster(make_settings: MakeSettings) -> Iterator[KafkaCluster]:
+    kafka = KafkaCluster(make_settings("kcluster", kafka={"heap": HEAP}), nodes=REPLICAS, min_isr=MIN_ISR)
+    kafka.start()
+    try:
+        yield kafka
+    finally:
+        kafka.stop()
+
+
+def _replicated_topics() -> dict[str, Any]:
+    """Every topic spec of the config model with min ISR 2 (replication comes from ``kafka``)."""
+    defaults = TopicSettings()
+    return {
+        name: getattr(defaults, name).model_copy(update={"min_insync_replicas": MIN_ISR})
+        for name in ("raw_spec", "dlq_spec", "alerts_spec")
+    }
+
+
+def _partitions(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int]]]:
+    """partition -> (leader, in-sync replicas), from the cluster's metadata."""
+    md = admin_client(bootstrap).list_topics(topic, timeout=10).topics[topic]
+    return {p.id: (p.leader, sorted(p.isrs)) for p in md.partitions.values()}
+
+
+def _broker_config(bootstrap: str, node_id: int) -> dict[str, str]:
+    resource = ConfigResource(ConfigResource.Type.BROKER, str(node_id))
+    admin = admin_client(bootstrap)  # held until the answer is in: a collected client cancels it
+    entries = admin.describe_configs([resource])[resource].result(timeout=30)
+    return {k: v.value for k, v in entries.items()}
+
+
+def _stream_settings(stack: Stack, make_settings: MakeSettings, tmp_path: Any, **kafka: Any) -> Settings:
+    settings = pipeline_settings(
+        stack,
+        make_settings,
+        tmp_path,
+        kafka=kafka,
+        topics=_replicated_topics() if kafka.get("replication_factor", 1) > 1 else {},
+        # No cap on a batch's records: a micro-batch takes 15-30 s on a loaded 2-core machine whatever its
+        # size, so 1,000 per trigger would never catch up with 100 records/s.
+        streaming={"trigger_s": 1.0, "restart_backoff_max_s": 4.0},
+    )
+    settings.topics.sources = (SOURCE,)
+    # As `eventlake topics create` does: the pipeline refuses to start on subjects that do not exist.
+    register_schemas(settings, endpoints(settings).registry_url)
+    return settings
+
+
+def _produce_once_running(spark: Any, pipeline: Pipeline, *, seed: int) -> Producing:
+    """An endless producer (100 records/s), started once the query runs (Spark takes 30-90 s to start
+    here: records produced before would only be a backlog), returned once the first reach silver."""
+    settings, name = pipeline.settings, f"pipeline_{SOURCE}"
+    pipeline.until(lambda: any(q.name == name for q in spark.streams.active), 240, f"query {name} to start")
+    producing = start_producing(settings, endpoints(settings), SOURCE, None, rate=100, seed=seed)
+    started = time.monotonic()
+    pipeline.until(lambda: len(delta_rows(settings, "silver", SOURCE)) > 0, 240, "the first silver rows")
+    print(f"\nfirst silver rows {time.monotonic() - started:.1f} s after the producer started")
+    return producing
+
+
+@pytest.mark.chaos  # ~4-5 min with the cluster's start; tests/services/test_kafka_cluster.py is the make-test part
+def test_a_broker_killed_mid_stream_loses_and_duplicates_nothing(
+    stack: Stack, make_settings: MakeSettings, spark: Any, tmp_path: Any, cluster: KafkaCluster
+) -> None:
+    settings = _stream_settings(
+        stack, make_settings, tmp_path, bootstrap=cluster.bootstrap, replication_factor=REPLICAS
+    )
+    live = endpoints(settings)
+    topic = settings.topics.raw(SOURCE)
+    broker = _broker_config(live.kafka_bootstrap, 1)
+    assert (broker["default.replication.factor"], broker["min.insync.replicas"]) == (str(REPLICAS), str(MIN_ISR))
+    assert (broker["offsets.topic.replication.factor"], broker["transaction.state.log.min.isr"]) == (
+        str(REPLICAS),
+        str(MIN_ISR),
+    )
+    before = _partitions(live.kafka_bootstrap, topic)
+    assert all(len(isr) == REPLICAS for _, isr in before.values()), before
+
+    restarts_before = restarts(f"pipeline_{SOURCE}")
+    with streaming(settings, live) as pipeline:
+        producing = _produce_once_running(spark, pipeline, seed=41)
+        leaders = [leader for leader, _ in before.values()]
+        victim_id = max(sorted(set(leaders)), key=leaders.count)
+        victim = cluster.node(victim_id)
+        ref = victim.running_process()
+        assert ref is not None
+        assert producing.thread.is_alive(), producing.failure
+        os.kill(ref.pid, signal.SIGKILL)
+        killed = time.monotonic()
+
+        def moved() -> bool:
+            now = _partitions(live.kafka_bootstrap, topic)
+            return all(leader not in (victim_id, -1) and victim_id not in isr for leader, isr in now.values())
+
+        assert wait_until(moved, timeout=60, interval=0.5), _partitions(live.kafka_bootstrap, topic)
+        elected = time.monotonic() - killed
+        time.sleep(max(0.0, PRODUCE_AFTER_KILL_S - elected))  # records keep going to the new leaders
+        summary = producing.finish(180)
+        n = summary.delivered
+        assert summary.failed == 0 and n == summary.sent, summary
+        produced = time.monotonic() - killed
+        pipeline.until(pipeline.caught_up(live, SOURCE, n), 300, "every record through PostgreSQL gold and silver")
+        caught_up = time.monotonic() - killed
+        print(
+            f"\nreliability broker_kill -9 node {victim_id} of {REPLICAS} (led {leaders.count(victim_id)} of"
+            f" {len(leaders)} raw partitions): new leaders {elected:.1f} s after the kill, producer done"
+            f" {produced:.1f} s after, caught up {caught_up:.1f} s after ({caught_up - produced:.1f} s after"
+            " the last record was produced)"
+        )
+
+        # The broker comes back on its data and catches up as a follower, under the running pipeline.
+        rejoined = time.monotonic()
+        victim.start()
+        assert wait_until(
+            lambda: all(len(isr) == REPLICAS for _, isr in _partitions(live.kafka_bootstrap, topic).values()),
+            timeout=120,
+        ), _partitions(live.kafka_bootstrap, topic)
+        print(
+            f"reliability broker_kill: node {victim_id} restarted, in every ISR"
+            f" {time.monotonic() - rejoined:.1f} s later"
+        )
+    assert not pipeline.failure, pipeline.failure
+    print(f"reliability broker_kill: {restarts(f'pipeline_{SOURCE}') - restarts_before:g} query restarts")
+    assert_layers_exact(settings, SOURCE, n)
+
+
+@pytest.mark.chaos  # ~3.5 min for 20 s (Spark's first batch alone takes a minute on a loaded machine)
+@pytest.mark.parametrize("outage_s", [20.0, 90.0], ids=lambda s: f"{s:g}s")
+def test_the_only_broker_stopped_mid_stream_is_ridden_out(
+    stack: Stack, make_settings: MakeSettings, spark: Any, tmp_path: Any, outage_s: float
+) -> None:
+    """SIGTERM to the single broker (a controlled shutdown, as a restart does), started again on the
+    same data and port ``outage_s`` later: producer, queries and serving path wait or restart."""
+    kafka = KafkaService(make_settings("kafka1", kafka={"heap": HEAP}))
+    kafka.start()
+    try:
+        settings = _stream_settings(stack, make_settings, tmp_path, bootstrap=kafka.endpoint())
+        live = endpoints(settings)
+        restarts_before = restarts(f"pipeline_{SOURCE}")
+        with streaming(settings, live) as pipeline:
+            producing = _produce_once_running(spark, pipeline, seed=43)
+            assert producing.thread.is_alive(), producing.failure
+            kafka.stop()
+            time.sleep(outage_s)
+            kafka.start()
+            back = time.monotonic()
+            time.sleep(PRODUCE_AFTER_KILL_S)
+            summary = producing.finish(300)
+            n = summary.delivered
+            assert summary.failed == 0 and n == summary.sent, summary
+            pipeline.until(pipeline.caught_up(live, SOURCE, n), 300, "every record through PostgreSQL gold and silver")
+            print(
+                f"\nreliability broker_stop {outage_s:g} s (single broker): caught up"
+                f" {time.monotonic() - back:.1f} s after it was back"
+            )
+        assert not pipeline.failure, pipeline.failure
+        count = restarts(f"pipeline_{SOURCE}") - restarts_before
+        print(f"reliability broker_stop {outage_s:g} s: {count:g} query restarts")
+        assert_layers_exact(settings, SOURCE, n)
+    finally:
+        kafka.stop()
