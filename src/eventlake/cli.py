@@ -43,6 +43,7 @@ from eventlake.services.kafka import KafkaService
 from eventlake.services.postgres import PostgresService
 from eventlake.services.registry import RegistryService
 from eventlake.sources.produce import produce as run_produce
+from eventlake.stopping import stop_on_signals
 
 app = typer.Typer(
     name="eventlake",
@@ -253,6 +254,7 @@ def produce(
             *Progress.get_default_columns(), TextColumn("{task.completed} rounds"), console=err, transient=True
         ) as bar,
         _stopping(server),
+        stop_on_signals() as stop,
     ):
         task = bar.add_task(f"producing {', '.join(names)}", total=count)
         summary = run_produce(
@@ -266,6 +268,7 @@ def produce(
             start_ms=int(start.timestamp() * 1000) if start else None,
             faults=faults,
             progress=lambda i: bar.update(task, completed=i),
+            stop=stop,
         )
     report = {
         "sent": summary.sent,

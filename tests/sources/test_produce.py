@@ -182,7 +182,12 @@ def test_missing_topic_is_reported_not_waited_for(stack: Stack) -> None:
     assert res.returncode == 1 and "nonexistent.iot_sensors" in res.stderr and "topics create" in res.stderr
 
 
-def test_ctrl_c_flushes_and_prints_the_summary(stack: Stack, make_settings: MakeSettings) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_flushes_and_prints_the_summary(
+    stack: Stack, make_settings: MakeSettings, sig: signal.Signals
+) -> None:
+    """Both stop the loop through an event (eventlake.stopping), never by an exception raised inside a
+    delivery report; SIGTERM used to end the process with records in flight and no summary."""
     settings = isolated(stack, make_settings)
     env = {
         **os.environ,
@@ -210,7 +215,7 @@ def test_ctrl_c_flushes_and_prints_the_summary(stack: Stack, make_settings: Make
     assert "eventlake_produce_latency_seconds_bucket" in metrics
     ready = httpx.get(f"{url}/health/ready", timeout=10)
     assert ready.status_code == 200 and set(ready.json()["checks"]) == {"kafka", "schema_registry"}
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert not record.exists()

@@ -202,7 +202,8 @@ def produce(
     """Send ``count`` records per source (None: until ``stop`` is set or Ctrl-C); return the tally.
 
     Raises :class:`UnreachableError` within a bounded time if Kafka or the registry is down at start.
-    Ctrl-C stops generating, flushes what is in flight and returns the summary (``interrupted``).
+    ``stop`` (the CLI sets it on Ctrl-C/SIGTERM) or a KeyboardInterrupt stops generating, flushes what is
+    in flight and returns the summary (``interrupted``).
     """
     health = kafka_health(bootstrap, timeout=10)
     if not health.ok:
@@ -245,6 +246,7 @@ def produce(
         left = producer.flush(120)
         if left:
             log.error("records still undelivered after flush", extra={"count": left})
+    interrupted = interrupted or (stop is not None and stop.is_set())
     elapsed = time.monotonic() - started
     if progress is not None:
         progress(i)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +24,7 @@ from eventlake.quality.store import ensure_quality_tables
 from eventlake.serving.offsets import ensure_offsets_table
 from eventlake.serving.runner import ServingProcess, run_until_idle
 from eventlake.sources.produce import produce
+from eventlake.stopping import stop_on_signals
 from eventlake.streaming.lock import LakeLock
 from eventlake.streaming.pipeline import LAYERS, OnePass, start_pass
 from eventlake.streaming.pipeline import Endpoints as PassEndpoints
@@ -388,9 +388,8 @@ def _wait(
     stop: threading.Event | None,
 ) -> None:
     if stop is None:
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
+        with stop_on_signals() as sig:
+            return _wait(queries, lock=lock, recorder=recorder, on_progress=on_progress, every_s=every_s, stop=sig)
     last_report = last_lock = time.monotonic()
     try:
         while not stop.is_set():
