@@ -266,7 +266,7 @@ class ServingSettings(Section):
     #: false: Spark's pass writes PostgreSQL gold itself, once per micro-batch (seconds, not sub-second)
     enabled: bool = True
     #: how often the changed windows are written (with the Kafka positions, one transaction)
-    flush_ms: int = Field(default=100, ge=10, le=60_000)
+    flush_ms: int = Field(default=250, ge=10, le=60_000)
     #: positions are written at least this often while records arrive that change no window
     commit_every_s: float = Field(default=5.0, gt=0)
     #: windows are held until the slowest partition's horizon passes them, but at most this long
