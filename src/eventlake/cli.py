@@ -540,7 +540,13 @@ def alert_fire(
     if live.kafka_bootstrap is None:
         raise UnreachableError("Kafka is not running", "run `eventlake up` or set EVENTLAKE_KAFKA_BOOTSTRAP")
     queued = fire_alert(url, settings, key, severity.value, message)
-    left = Dispatcher(settings, url, live.kafka_bootstrap).drain(timeout_s=wait_s) if queued else 0
+    left = 0
+    if queued:
+        dispatcher = Dispatcher(settings, url, live.kafka_bootstrap)
+        try:
+            left = dispatcher.drain(timeout_s=wait_s)
+        finally:
+            dispatcher.stop()
     out.print(f"alert {key}: {queued or 'throttled (already notified)'}; {left} deliveries still pending")
 
 

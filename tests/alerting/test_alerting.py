@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer
 
+from eventlake.alerting.channels import CLOSE_FLUSH_S
 from eventlake.alerting.dispatcher import Dispatcher
 from eventlake.alerting.store import Observation, ensure_alert_tables, observe
 from eventlake.config import Settings
@@ -422,3 +423,37 @@ def test_the_outbox_backlog_gauge_is_set_on_every_poll(
             dispatcher.stop()
     finally:
         hook.close()
+
+
+def test_stop_closes_the_kafka_channel_within_a_bound_and_it_stops_reconnecting(
+    make_settings: MakeSettings,
+    kafka_bootstrap: str,
+    fresh_db: str,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The broker is gone (nothing listens on its port) and an alert is still in the producer's queue
+    (its send timed out): stopping the dispatcher waits a bounded time for it, drops it (the outbox
+    keeps the delivery for the next dispatcher) and ends the producer, whose librdkafka threads
+    otherwise reconnect, and log each refused connection, for as long as the process lives."""
+    settings = alert_settings(make_settings, kafka_bootstrap)
+    gone = f"127.0.0.1:{free_port()}"
+    dispatcher = Dispatcher(settings, fresh_db, gone)
+    apply(fresh_db, settings, True, T0)
+    assert dispatcher.run_once() == 1  # the log channel; Kafka timed out, its record still queued
+    assert gone in capfd.readouterr().err  # librdkafka reporting its refused connections
+    caplog.clear()
+    started = time.monotonic()
+    with caplog.at_level("WARNING", logger="eventlake.alerts"):
+        dispatcher.stop()
+    assert time.monotonic() - started < CLOSE_FLUSH_S + 3
+    assert [r.getMessage() for r in caplog.records if r.name == "eventlake.alerts"] == [
+        "alerts still in flight dropped at close"
+    ]
+    capfd.readouterr()
+    time.sleep(3)
+    assert gone not in capfd.readouterr().err  # nothing reconnects any more
+    dispatcher.stop()  # safe twice
+    with psycopg.connect(fresh_db) as conn:
+        rows = dict(conn.execute("SELECT channel, status || ' ' || attempts FROM dq_alert_deliveries"))
+    assert rows == {"log": "sent 1", "kafka": "pending 1"}

@@ -12,7 +12,8 @@ place for it, and a receiver that dedupes by it shows each notification once:
   ``Message-ID: <key@sender domain>``, the header MTAs, archives and mail clients dedupe by.
 - ``kafka``: JSON on the ``topics.alerts`` topic, keyed by the episode (``<alert key>#<alert id>``),
   header ``idempotency-key``; idempotent producer (broker-side dedupe of the producer's own
-  retries), consumers dedupe re-sends by the header.
+  retries), consumers dedupe re-sends by the header. Its producer keeps connecting to the brokers
+  until :meth:`KafkaChannel.close` (the dispatcher closes its channels when it stops).
 - ``log``: a structured log record; the channel when neither Slack nor email is configured.
 """
 
@@ -40,6 +41,14 @@ ICON = {("firing", "critical"): ":red_circle:", ("firing", "warning"): ":large_o
 
 class Channel(Protocol):
     def send(self, payload: dict[str, Any]) -> None: ...
+
+    def close(self) -> None:
+        """Let go of what the channel holds (connections, threads); it sends nothing afterwards."""
+        ...
+
+
+#: how long closing the Kafka channel waits for records still in flight before dropping them
+CLOSE_FLUSH_S = 5.0
 
 
 #: the HTTP header of the Slack webhook POST that carries the idempotency key
@@ -96,6 +105,9 @@ class SlackChannel:
             # The URL is a secret: report the status and body only.
             raise RuntimeError(f"Slack webhook answered {response.status_code}: {response.text[:200]}")
 
+    def close(self) -> None:
+        pass  # a connection per send
+
 
 def message_id(settings: Settings, payload: dict[str, Any]) -> str:
     """``<key@domain of the sender>``: the same for every re-send of one notification, so receivers
@@ -149,19 +161,28 @@ class EmailChannel:
                 client.login(smtp.user, smtp.password.get_secret_value())
             client.send_message(email_message(self._settings, payload))
 
+    def close(self) -> None:
+        pass  # a connection per send
+
 
 class KafkaChannel:
+    """Owns a producer, whose librdkafka threads keep (re)connecting to the brokers, and log each
+    failure, until :meth:`close`."""
+
     def __init__(self, settings: Settings, bootstrap: str) -> None:
         self._topic = settings.topics.alerts
         # Idempotent (implies acks=all): the producer's own retries are deduplicated by the broker.
-        self._producer = Producer(
+        self._producer: Producer | None = Producer(
             {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 0}
         )
 
     def send(self, payload: dict[str, Any]) -> None:
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("the Kafka alert channel is closed")
         errors: list[str] = []
         key = idempotency_key(payload)
-        self._producer.produce(
+        producer.produce(
             self._topic,
             # Keyed by the episode: its firing and resolved records share a partition, in order.
             key=str(payload.get("episode") or payload["key"]).encode(),
@@ -169,15 +190,31 @@ class KafkaChannel:
             headers=[(KAFKA_KEY_HEADER, key.encode())] if key else None,
             on_delivery=lambda err, _msg: errors.append(str(err)) if err else None,
         )
-        if self._producer.flush(10) > 0:
+        if producer.flush(10) > 0:
             raise KafkaException(f"alert not delivered to {self._topic} within 10 s")
         if errors:
             raise KafkaException(f"alert not delivered to {self._topic}: {errors[0]}")
+
+    def close(self, timeout_s: float = CLOSE_FLUSH_S) -> None:
+        """Deliver what is still in flight (a send that timed out) for up to ``timeout_s``, drop the
+        rest (its delivery is pending in the outbox and is sent again), then end the producer. Safe twice."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        if producer.flush(timeout_s) > 0:
+            left = len(producer)
+            producer.purge()
+            producer.poll(0)  # the dropped records' delivery reports
+            log.warning("alerts still in flight dropped at close", extra={"topic": self._topic, "records": left})
+        producer.close()
 
 
 class LogChannel:
     def send(self, payload: dict[str, Any]) -> None:
         log.warning(title(payload), extra={"alert": payload})
+
+    def close(self) -> None:
+        pass
 
 
 def channels(settings: Settings) -> list[str]:

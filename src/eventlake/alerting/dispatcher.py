@@ -245,10 +245,28 @@ class Dispatcher:
             log.critical("alert dispatcher thread ended", exc_info=err, extra={"error": error_text(err, 300)})
             raise
 
-    def stop(self) -> None:
+    def stop(self, drain_s: float = 0.0) -> None:
+        """Stop the delivery thread; then (``drain_s`` > 0) deliver what is due for up to that long
+        in this thread; then close the channels (the Kafka channel's producer would otherwise keep
+        reconnecting to its brokers, and logging it, for the process's lifetime). Safe twice; a
+        dispatcher that never started is closed as well."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        try:
+            if drain_s > 0 and (left := self.drain(timeout_s=drain_s)):
+                # What stays pending is retried by the next dispatcher (it is recorded in dq_alert_deliveries).
+                log.warning("alert deliveries still pending at exit", extra={"pending": left})
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close every channel (each is tried; a failure is logged, never raised)."""
+        for name, channel in self._channels.items():
+            try:
+                channel.close()
+            except Exception as err:
+                log.warning("closing an alert channel failed", extra={"channel": name, "error": error_text(err, 300)})
 
 
 def _pending(conn: psycopg.Connection[Any]) -> int:

@@ -236,8 +236,12 @@ def send_report(
     }
     senders = build_channels(settings, kafka_bootstrap)
     names = channels(settings)
-    for name in names:
-        senders[name].send(payload)
+    try:
+        for name in names:
+            senders[name].send(payload)
+    finally:
+        for sender in senders.values():
+            sender.close()
     with pg.connect(url) as conn:
         conn.execute("UPDATE dq_reports SET sent_at = now() WHERE day = %s", (report.day,))
     log.info("report sent", extra={"day": str(report.day), "channels": names})

@@ -312,13 +312,8 @@ def _run(
         server.stop()
         REGISTRY.unregister(lag)
         lag.close()
-        dispatcher.stop()
-        if until_idle:
-            # Give the alerts of this run a bounded chance to go out; what stays pending is retried
-            # by the next run's dispatcher (it is recorded in dq_alert_deliveries).
-            left = dispatcher.drain(timeout_s=15)
-            if left:
-                log.warning("alert deliveries still pending at exit", extra={"pending": left})
+        # Until idle: give the alerts of this run a bounded chance to go out.
+        dispatcher.stop(drain_s=15 if until_idle else 0)
 
 
 @dataclass(frozen=True)
