@@ -457,3 +457,39 @@ def test_stop_closes_the_kafka_channel_within_a_bound_and_it_stops_reconnecting(
     with psycopg.connect(fresh_db) as conn:
         rows = dict(conn.execute("SELECT channel, status || ' ' || attempts FROM dq_alert_deliveries"))
     assert rows == {"log": "sent 1", "kafka": "pending 1"}
+
+
+def test_a_failed_delivery_is_logged_with_the_fields_of_a_broken_one(
+    make_settings: MakeSettings, kafka_bootstrap: str, fresh_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A channel failure (webhook 500) and a delivery that broke the dispatcher (its failure record
+    is out of range) are logged with the same structured fields, so one log query finds both."""
+    hook = Webhook(statuses=[500])
+    try:
+        settings = alert_settings(make_settings, kafka_bootstrap, slack={"webhook_url": hook.url})
+        dispatcher = Dispatcher(settings, fresh_db, kafka_bootstrap)
+        apply(fresh_db, settings, True, T0)
+        with psycopg.connect(fresh_db) as conn:
+            alert_id = conn.execute("SELECT id FROM dq_alerts").fetchone()[0]  # type: ignore[index]
+            conn.execute(
+                "INSERT INTO dq_alert_deliveries (alert_id, kind, channel, payload, attempts)"
+                " VALUES (%s, 'firing', 'pager', '{\"key\": \"k\"}', %s)",
+                (alert_id, 2**31 - 1),
+            )
+        with caplog.at_level("WARNING", logger="eventlake.alerting.dispatcher"):
+            dispatcher.run_once()
+        dispatcher.stop()
+    finally:
+        hook.close()
+    fields = ("delivery_id", "alert_id", "channel", "key", "attempts", "status", "retry_in_s", "error")
+    logged = {
+        r.getMessage(): {f: getattr(r, f, "<missing>") for f in fields}
+        for r in caplog.records
+        if r.getMessage() in ("alert delivery failed", "alert delivery broke the dispatcher")
+    }
+    failed, broke = logged["alert delivery failed"], logged["alert delivery broke the dispatcher"]
+    assert [failed[f] for f in ("alert_id", "channel", "key", "status")] == [alert_id, "slack", KEY, "pending"]
+    assert failed["attempts"] == 1 and failed["retry_in_s"] > 0 and "500" in failed["error"]
+    assert [broke[f] for f in ("alert_id", "channel", "key", "status")] == [alert_id, "pager", "k", "failed"]
+    assert broke["error"].startswith("NumericValueOutOfRange")
+    assert isinstance(failed["delivery_id"], int) and isinstance(broke["delivery_id"], int)

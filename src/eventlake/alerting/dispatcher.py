@@ -138,18 +138,7 @@ class Dispatcher:
                 (attempts, error_text(err), status, delay, delivery_id),
             )
             ALERT_NOTIFICATIONS.labels(channel, "failed" if status == "failed" else "retry").inc()
-            log.warning(
-                "alert delivery failed",
-                extra={
-                    "delivery_id": delivery_id,
-                    "channel": channel,
-                    "key": payload.get("key") if isinstance(payload, dict) else None,
-                    "attempts": attempts,
-                    "status": status,
-                    "retry_in_s": delay,
-                    "error": error_text(err, 300),
-                },
-            )
+            log.warning("alert delivery failed", extra=_delivery_extra(row, err, attempts, status, delay))
             return 0
         conn.execute(
             "UPDATE dq_alert_deliveries SET status = 'sent', sent_at = now(), attempts = %s WHERE id = %s",
@@ -166,7 +155,7 @@ class Dispatcher:
         """Count and log a delivery that broke the dispatcher, and schedule its retry (``failed``
         after ``alert.max_attempts``). If even that cannot be written, the row stays as it was and is
         tried again next poll (it cannot block the deliveries behind it: a poll skips what it tried)."""
-        delivery_id, alert_id, channel, payload, attempts = row
+        delivery_id, _, channel, _, attempts = row
         ALERT_DISPATCHER_ERRORS.labels(type(err).__name__).inc()
         try:
             attempts = int(attempts) + 1
@@ -174,20 +163,8 @@ class Dispatcher:
             attempts = self._settings.alert.max_attempts
         status = "failed" if attempts >= self._settings.alert.max_attempts else "pending"
         delay = retry_delay_s(self._settings, attempts)
-        log.error(
-            "alert delivery broke the dispatcher",
-            exc_info=err,
-            extra={
-                "delivery_id": delivery_id,
-                "alert_id": alert_id,
-                "channel": channel,
-                "key": payload.get("key") if isinstance(payload, dict) else None,
-                "attempts": attempts,
-                "status": status,
-                "retry_in_s": delay,
-                "error": error_text(err, 300),
-            },
-        )
+        extra = _delivery_extra(row, err, attempts, status, delay)
+        log.error("alert delivery broke the dispatcher", exc_info=err, extra=extra)
         try:
             conn.execute(
                 "UPDATE dq_alert_deliveries SET attempts = %s, last_error = %s, status = %s,"
@@ -267,6 +244,23 @@ class Dispatcher:
                 channel.close()
             except Exception as err:
                 log.warning("closing an alert channel failed", extra={"channel": name, "error": error_text(err, 300)})
+
+
+def _delivery_extra(
+    row: tuple[Any, ...], err: BaseException, attempts: int, status: str, delay: float
+) -> dict[str, Any]:
+    """The structured fields of a log record about one delivery's failure (``row`` as claimed)."""
+    delivery_id, alert_id, channel, payload, _ = row
+    return {
+        "delivery_id": delivery_id,
+        "alert_id": alert_id,
+        "channel": channel,
+        "key": payload.get("key") if isinstance(payload, dict) else None,
+        "attempts": attempts,
+        "status": status,
+        "retry_in_s": delay,
+        "error": error_text(err, 300),
+    }
 
 
 def _pending(conn: psycopg.Connection[Any]) -> int:
