@@ -58,7 +58,8 @@ KAFKA_KEY_HEADER = "idempotency-key"
 
 
 def idempotency_key(payload: dict[str, Any]) -> str | None:
-    """The notification's key (None for payloads queued without one, e.g. a DQ report)."""
+    """The notification's key (None for a payload without one; a DQ report has one, see
+    :func:`eventlake.batch.report.report_key`)."""
     key = payload.get("idempotency_key")
     return key if isinstance(key, str) and key else None
 

@@ -5,11 +5,18 @@ Figures come from where they are recorded: rule results and anomalies from Postg
 (``quarantine/<source>``, ``silver/<source>``). The report is rendered to HTML, stored in
 ``dq_reports`` (one row per day: a rerun replaces it) and sent once through the alert channels
 (Slack, email, the alerts topic; a rerun does not send it again unless asked to).
+
+Sending is at-least-once like an alert's: a channel that fails (an SMTP answer lost after the relay
+took the message) fails the task, and Airflow's retry sends the report again. Every send of one day's
+report to one recipient set carries the same idempotency key (:func:`report_key`), so its email has
+the same ``Message-ID`` (and its Slack post and alerts-topic record the same key): a receiver that
+dedupes by it keeps one. A different recipient set is a different mailing, with its own key.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html
 import logging
 from dataclasses import asdict, dataclass, field
@@ -211,6 +218,13 @@ def store_report(url: str, report: Report) -> None:
         )
 
 
+def report_key(settings: Settings, day: dt.date) -> str:
+    """The idempotency key of ``day``'s report to the configured recipients: the same on every
+    (re)send, whatever process sends it; the ``Message-ID`` of its email is ``<key@sender domain>``."""
+    recipients = ",".join(sorted({a.lower() for a in settings.alert.recipients}))
+    return f"dq-report-{day.isoformat()}-{hashlib.sha256(recipients.encode()).hexdigest()[:16]}"
+
+
 def send_report(
     url: str, settings: Settings, kafka_bootstrap: str, report: Report, *, resend: bool = False
 ) -> list[str]:
@@ -233,6 +247,7 @@ def send_report(
         "first_seen": at,
         "last_seen": at,
         "html": report.html(),
+        "idempotency_key": report_key(settings, report.day),
     }
     senders = build_channels(settings, kafka_bootstrap)
     names = channels(settings)
