@@ -29,3 +29,15 @@ def test_library_code_does_not_import_the_local_stack() -> None:
         if (PACKAGE / "services") not in path.parents and path not in MAY_IMPORT_STACK
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_endpoints_are_one_type() -> None:
+    """Where components answer is ``eventlake.endpoints.Endpoints`` everywhere: no module keeps a copy
+    of its own with other field names (the one-pass query once had ``bootstrap`` for ``kafka_bootstrap``)."""
+    defined = sorted(
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef) and node.name == "Endpoints"
+    )
+    assert defined == ["endpoints.py"]

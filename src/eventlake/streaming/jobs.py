@@ -27,7 +27,6 @@ from eventlake.sources.produce import produce
 from eventlake.stopping import stop_on_signals
 from eventlake.streaming.lock import LakeLock
 from eventlake.streaming.pipeline import LAYERS, OnePass, start_pass
-from eventlake.streaming.pipeline import Endpoints as PassEndpoints
 from eventlake.streaming.progress import Offsets, ProgressRecorder, QueryProgress
 from eventlake.streaming.schemas import require_subjects
 from eventlake.streaming.silver import SilverCounts
@@ -57,16 +56,18 @@ def start_jobs(
     counts: dict[str, SilverCounts] | None = None,
     poll: Callable[[], None] | None = None,
     serving: ServingProcess | None = None,
+    postgres_ready: bool = False,
 ) -> Jobs:
     """Start one one-pass query per source, writing the asked layers (``jobs``; gold implies silver).
     With ``until_idle`` each runs to completion (``availableNow``) before this returns, calling ``poll``
-    about once a second meanwhile."""
+    about once a second meanwhile. ``postgres_ready``: the caller has created the PostgreSQL tables
+    (:func:`_ensure_postgres`) already."""
     quality = load_quality(settings)  # a bad rules file stops us before any query starts
     require_java_regexes(spark, quality, settings.quality.rules_file)
-    _ensure_postgres(settings, live.postgres_url)
+    if not postgres_ready:
+        _ensure_postgres(settings, live.postgres_url)
     ensure_tables(spark, settings, live.registry_url)
     counts = counts if counts is not None else {}
-    ends = PassEndpoints(live.kafka_bootstrap, live.registry_url, live.postgres_url)
     started: list[tuple[StreamingQuery, OnePass]] = []
     if serving is None and "gold" in jobs:  # ``serving``: already started by the caller
         serving = _start_serving(settings, live, until_idle=until_idle)
@@ -76,7 +77,7 @@ def start_jobs(
             spark,
             settings,
             source,
-            ends,
+            live,
             layers=set(jobs),
             until_idle=until_idle,
             counts=counts.setdefault(source, SilverCounts()),
@@ -262,10 +263,11 @@ def _run(
 ) -> dict[str, SilverCounts]:
     from eventlake.streaming.session import build_spark  # noqa: PLC0415 - keeps pyspark out of module import
 
+    # Before Spark (15-40 s to a session and the lake tables), once: a PostgreSQL problem shows at
+    # once, and (not until idle) PostgreSQL gold moves from the start.
+    _ensure_postgres(settings, live.postgres_url)
     serving = None
     if not until_idle and "gold" in jobs:
-        # Before Spark (15-40 s to a session and the lake tables): PostgreSQL gold moves from the start.
-        _ensure_postgres(settings, live.postgres_url)
         serving = _start_serving(settings, live, until_idle=False)
     feeding = threading.Event()
     producer = feed.start(settings, live, feeding) if feed is not None else None  # the demo's data, from now
@@ -295,7 +297,15 @@ def _run(
     try:
         poll = (lambda: on_offsets(recorder.kafka_offsets())) if on_offsets is not None else None
         queries = start_jobs(
-            spark, settings, live, jobs, until_idle=until_idle, counts=counts, poll=poll, serving=serving
+            spark,
+            settings,
+            live,
+            jobs,
+            until_idle=until_idle,
+            counts=counts,
+            poll=poll,
+            serving=serving,
+            postgres_ready=True,
         )
         running.append(queries)
         if not until_idle:

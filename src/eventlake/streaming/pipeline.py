@@ -31,7 +31,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from delta.tables import DeltaTable
@@ -41,6 +40,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from eventlake import pg
 from eventlake.config import Settings
+from eventlake.endpoints import Endpoints
 from eventlake.observability.metrics import (
     ANOMALIES,
     DQ_CHECKED,
@@ -78,13 +78,6 @@ def query_name(source: str) -> str:
     return f"pipeline_{source}"
 
 
-@dataclass(frozen=True)
-class Endpoints:
-    bootstrap: str
-    registry_url: str
-    postgres_url: str
-
-
 class OnePass:
     """The ``foreachBatch`` function of one source's query."""
 
@@ -118,7 +111,7 @@ class OnePass:
             table(settings, "quarantine", source), f"{self.name}_quarantine", f"quarantine/{source}"
         )
         self.sinks_dq = DeltaAppend(table(settings, "quality", "metrics"), f"{self.name}_dq", "quality/metrics")
-        self.dlq = DeadLetters(live.bootstrap, settings.topics.dlq(source))
+        self.dlq = DeadLetters(live.kafka_bootstrap, settings.topics.dlq(source))
         self.gold_pg_sinks = [PostgresUpsert(live.postgres_url, s, f"{self.name}:{s.table}") for s in self.specs]
         self.gold_delta = [
             DeltaUpsert(table(settings, "gold", s.table), tuple(s.key_columns), f"gold/{s.table}") for s in self.specs
@@ -443,7 +436,7 @@ def start_pass(
             log.info("starting a reset query", extra={"query": name, "starting_offsets": reset})
     process = OnePass(spark, settings, source, live, layers=layers, counts=counts, rules=rules, detectors=detectors)
     writer = (
-        kafka_stream(spark, settings, source, live.bootstrap, starting)
+        kafka_stream(spark, settings, source, live.kafka_bootstrap, starting)
         .writeStream.queryName(name)
         .foreachBatch(process)
         .option("checkpointLocation", location)
