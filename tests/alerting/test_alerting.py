@@ -455,7 +455,7 @@ def test_stop_closes_the_kafka_channel_within_a_bound_and_it_stops_reconnecting(
     assert gone not in capfd.readouterr().err  # nothing reconnects any more
     dispatcher.stop()  # safe twice
     with psycopg.connect(fresh_db) as conn:
-        rows = dict(conn.execute("SELECT channel, status || ' ' || attempts FROM dq_alert_deliveries"))
+        rows: dict[str, str] = dict(conn.execute("SELECT channel, status || ' ' || attempts FROM dq_alert_deliveries"))
     assert rows == {"log": "sent 1", "kafka": "pending 1"}
 
 
@@ -482,8 +482,8 @@ def test_a_failed_delivery_is_logged_with_the_fields_of_a_broken_one(
     finally:
         hook.close()
     fields = ("delivery_id", "alert_id", "channel", "key", "attempts", "status", "retry_in_s", "error")
-    logged = {
-        r.getMessage(): {f: getattr(r, f, "<missing>") for f in fields}
+    logged: dict[str, dict[str, Any]] = {
+        r.getMessage(): {f: getattr(r, f, None) for f in fields}
         for r in caplog.records
         if r.getMessage() in ("alert delivery failed", "alert delivery broke the dispatcher")
     }
