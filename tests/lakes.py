@@ -20,12 +20,12 @@ from pydantic import BaseModel, SecretStr
 from eventlake.config import Settings
 from eventlake.endpoints import Endpoints
 from eventlake.services import Stack, endpoints
-from eventlake.sources.produce import produce
 from eventlake.streaming.jobs import start_jobs
 from tests.alerting.receivers import Mailbox, Webhook, free_port, smtp_server
 from tests.conftest import MakeSettings
 from tests.streaming import recompute
 from tests.streaming.test_pipeline import delta_rows, pipeline_settings
+from tests.streams import send
 
 SOURCES = ("user_activity", "iot_sensors", "transactions")
 #: 2026-01-01T23:59:52Z: 12 s of events at 100 ev/s of event time cross midnight (two days, two hours)
@@ -44,16 +44,7 @@ class Lake:
 
     def produce(self, count: int, *, seed: int, start_ms: int) -> None:
         """Send ``count`` records per source (5 % faults), then stream them through every layer."""
-        summary = produce(
-            self.settings,
-            bootstrap=self.live.kafka_bootstrap,
-            registry_url=self.live.registry_url,
-            sources=list(SOURCES),
-            count=count,
-            seed=seed,
-            start_ms=start_ms,
-            faults=0.05,
-        )
+        summary = send(self.settings, self.live, SOURCES, count, seed=seed, start_ms=start_ms, faults=0.05)
         assert summary.delivered == 3 * count
         self.produced += count
         start_jobs(self.spark, self.settings, self.live, ["bronze", "silver", "gold"], until_idle=True)

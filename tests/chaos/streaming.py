@@ -14,10 +14,10 @@ from prometheus_client import REGISTRY
 
 from eventlake.config import Settings
 from eventlake.endpoints import Endpoints
-from eventlake.sources.produce import ProduceSummary, produce
-from eventlake.streaming.jobs import JOBS, run_jobs
+from eventlake.sources.produce import ProduceSummary
 from tests.streaming import recompute
 from tests.streaming.test_pipeline import START, assert_gold_matches, delta_rows
+from tests.streams import jobs_running, send
 
 
 def restarts(component: str) -> float:
@@ -61,26 +61,16 @@ def start_producing(
     start (30-90 s on a busy 2-core machine), so a fault can fall while records are being produced."""
     producing = Producing(threading.Thread(target=lambda: None))
 
-    def send() -> None:
+    stop = producing.stop
+
+    def sending() -> None:
         try:
-            producing.summary.append(
-                produce(
-                    settings,
-                    bootstrap=live.kafka_bootstrap,
-                    registry_url=live.registry_url,
-                    sources=[source],
-                    count=count,
-                    rate=rate,
-                    seed=seed,
-                    start_ms=START,
-                    faults=faults,
-                    stop=producing.stop,
-                )
-            )
+            sent = send(settings, live, [source], count, rate=rate, seed=seed, start_ms=START, faults=faults, stop=stop)
+            producing.summary.append(sent)
         except BaseException as err:  # reported by join()
             producing.failure.append(err)
 
-    producing.thread = threading.Thread(target=send, name="chaos-producer", daemon=True)
+    producing.thread = threading.Thread(target=sending, name="chaos-producer", daemon=True)
     producing.thread.start()
     return producing
 
@@ -120,21 +110,7 @@ class Pipeline:
 
 @contextmanager
 def streaming(settings: Settings, live: Endpoints) -> Iterator[Pipeline]:
-    """``run_jobs`` (every layer, not until idle) in a thread until the block ends; then stopped
-    between micro-batches. The block should end with ``assert not pipeline.failure``."""
-    stop = threading.Event()
-    pipeline = Pipeline(settings)
-
-    def stream() -> None:
-        try:
-            run_jobs(settings, live, list(JOBS), until_idle=False, stop=stop)
-        except BaseException as err:  # reported by the main thread
-            pipeline.failure.append(err)
-
-    runner = threading.Thread(target=stream, name="chaos-pipeline", daemon=True)
-    runner.start()
-    try:
-        yield pipeline
-    finally:
-        stop.set()
-        runner.join(timeout=120)
+    """:func:`tests.streams.jobs_running`, as a :class:`Pipeline`. The block should end with
+    ``assert not pipeline.failure``."""
+    with jobs_running(settings, live) as failure:
+        yield Pipeline(settings, failure)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,7 @@ from eventlake.services import Endpoints, Stack, endpoints
 from eventlake.services.dashboard import DashboardService, dashboard_health
 from eventlake.services.postgres import PostgresService
 from eventlake.services.process import wait_until
-from eventlake.sources.produce import produce
-from eventlake.streaming.jobs import JOBS, run_jobs
+from tests import streams
 from tests.conftest import MakeSettings
 from tests.streaming.test_pipeline import START, pipeline_settings
 
@@ -59,16 +57,7 @@ def names(samples: Samples) -> set[str]:
 
 
 def send(settings: Settings, live: Endpoints, n: int, seed: int) -> None:
-    summary = produce(
-        settings,
-        bootstrap=live.kafka_bootstrap,
-        registry_url=live.registry_url,
-        sources=list(SOURCES),
-        count=n,
-        seed=seed,
-        start_ms=START + seed * 3_600_000,
-        faults=0.05,
-    )
+    summary = streams.send(settings, live, SOURCES, n, seed=seed, start_ms=START + seed * 3_600_000, faults=0.05)
     assert summary.delivered == n * len(SOURCES)
 
 
@@ -127,128 +116,117 @@ def test_metrics_health_and_dashboard_during_a_real_run(
         s: REGISTRY.get_sample_value("eventlake_stream_input_rows_total", {"query": f"pipeline_{s}"}) or 0
         for s in SOURCES
     }
-    stop = threading.Event()
-    failure: list[BaseException] = []
-
-    def stream() -> None:
-        try:
-            run_jobs(settings, live, list(JOBS), until_idle=False, stop=stop)
-        except BaseException as err:  # reported by the main thread
-            failure.append(err)
-
-    runner = threading.Thread(target=stream, daemon=True)
-    runner.start()
     board = None
     try:
-        record = settings.home / "run" / "streaming.json"
-        until(lambda: record.exists() or bool(failure), 120, "the streaming metrics endpoint")
-        assert not failure, failure
-        url = str(json.loads(record.read_text())["url"])
+        with streams.jobs_running(settings, live) as failure:
+            record = settings.home / "run" / "streaming.json"
+            until(lambda: record.exists() or bool(failure), 120, "the streaming metrics endpoint")
+            assert not failure, failure
+            url = str(json.loads(record.read_text())["url"])
 
-        def caught_up(expected: int) -> Callable[[], bool]:
-            def check() -> bool:
-                assert not failure, failure
-                m = scrape(url)
-                return all(
-                    value(m, "eventlake_stream_input_rows_total", query=f"pipeline_{s}") == read_before[s] + expected
-                    and value(m, "eventlake_kafka_consumer_lag", query=f"pipeline_{s}") == 0
-                    for s in SOURCES
-                )
+            def caught_up(expected: int) -> Callable[[], bool]:
+                def check() -> bool:
+                    assert not failure, failure
+                    m = scrape(url)
+                    return all(
+                        value(m, "eventlake_stream_input_rows_total", query=f"pipeline_{s}")
+                        == read_before[s] + expected
+                        and value(m, "eventlake_kafka_consumer_lag", query=f"pipeline_{s}") == 0
+                        for s in SOURCES
+                    )
 
-            return check
+                return check
 
-        until(caught_up(n), 420, "the first records through every layer")
-        first = scrape(url)
-        expected = {
-            "eventlake_stream_input_rows_total",
-            "eventlake_stream_processed_rows_per_second",
-            "eventlake_stream_batch_duration_seconds_count",
-            "eventlake_stream_state_rows",
-            "eventlake_kafka_consumer_lag",
-            "eventlake_sink_rows_written_total",
-            "eventlake_sink_commit_seconds_count",
-            "eventlake_dq_checked_rows_total",
-            "eventlake_dq_failed_rows_total",
-            "eventlake_dq_open_alerts",
-            "eventlake_records_produced_total",  # this test's producer runs in the same process
-            "eventlake_stream_watermark_delay_seconds",
-        }
-        assert expected <= names(first), expected - names(first)
-        # Lag is per partition: every partition of both raw topics is reported.
-        lag_series = [ls for (nm, ls) in first if nm == "eventlake_kafka_consumer_lag"]
-        assert len(lag_series) == len(SOURCES) * settings.topics.raw_spec.partitions
-        assert value(first, "eventlake_dq_failed_rows_total", source="transactions") > 0  # 5 % faults
-        # PostgreSQL gold is the serving path's: its own process, its own endpoint.
-        serving = scrape(str(json.loads((settings.home / "run" / "serving.json").read_text())["url"]))
-        assert value(serving, "eventlake_sink_rows_written_total", sink="postgres") > 0
-        assert value(serving, "eventlake_serving_records_total", outcome="applied") > 0
-        assert value(serving, "eventlake_serving_records_total", outcome="invalid") > 0  # the 5 % faults
+            until(caught_up(n), 420, "the first records through every layer")
+            first = scrape(url)
+            expected = {
+                "eventlake_stream_input_rows_total",
+                "eventlake_stream_processed_rows_per_second",
+                "eventlake_stream_batch_duration_seconds_count",
+                "eventlake_stream_state_rows",
+                "eventlake_kafka_consumer_lag",
+                "eventlake_sink_rows_written_total",
+                "eventlake_sink_commit_seconds_count",
+                "eventlake_dq_checked_rows_total",
+                "eventlake_dq_failed_rows_total",
+                "eventlake_dq_open_alerts",
+                "eventlake_records_produced_total",  # this test's producer runs in the same process
+                "eventlake_stream_watermark_delay_seconds",
+            }
+            assert expected <= names(first), expected - names(first)
+            # Lag is per partition: every partition of both raw topics is reported.
+            lag_series = [ls for (nm, ls) in first if nm == "eventlake_kafka_consumer_lag"]
+            assert len(lag_series) == len(SOURCES) * settings.topics.raw_spec.partitions
+            assert value(first, "eventlake_dq_failed_rows_total", source="transactions") > 0  # 5 % faults
+            # PostgreSQL gold is the serving path's: its own process, its own endpoint.
+            serving = scrape(str(json.loads((settings.home / "run" / "serving.json").read_text())["url"]))
+            assert value(serving, "eventlake_sink_rows_written_total", sink="postgres") > 0
+            assert value(serving, "eventlake_serving_records_total", outcome="applied") > 0
+            assert value(serving, "eventlake_serving_records_total", outcome="invalid") > 0  # the 5 % faults
 
-        health = httpx.get(f"{url}/health/ready", timeout=10)
-        assert health.status_code == 200 and set(health.json()["checks"]) == {
-            "kafka",
-            "postgres",
-            "queries",
-            "restarts",
-            "alerts",
-        }
-        status = Stack(settings).status()
-        assert status["streaming"]["ok"] is True and status["streaming"]["url"] == url
+            health = httpx.get(f"{url}/health/ready", timeout=10)
+            assert health.status_code == 200 and set(health.json()["checks"]) == {
+                "kafka",
+                "postgres",
+                "queries",
+                "restarts",
+                "alerts",
+            }
+            status = Stack(settings).status()
+            assert status["streaming"]["ok"] is True and status["streaming"]["url"] == url
 
-        # More data: counters move on, lag returns to 0.
-        send(settings, live, 200, seed=2)
-        until(caught_up(n + 200), 300, "the second round")
-        second = scrape(url)
-        for name in (
-            "eventlake_records_produced_total",
-            "eventlake_dq_checked_rows_total",
-            "eventlake_sink_rows_written_total",
-            "eventlake_stream_batch_duration_seconds_count",
-        ):
-            assert value(second, name) > value(first, name), name
-        registry = scrape(live.registry_url)
-        assert value(registry, "eventlake_registry_requests_total") > 0
+            # More data: counters move on, lag returns to 0.
+            send(settings, live, 200, seed=2)
+            until(caught_up(n + 200), 300, "the second round")
+            second = scrape(url)
+            for name in (
+                "eventlake_records_produced_total",
+                "eventlake_dq_checked_rows_total",
+                "eventlake_sink_rows_written_total",
+                "eventlake_stream_batch_duration_seconds_count",
+            ):
+                assert value(second, name) > value(first, name), name
+            registry = scrape(live.registry_url)
+            assert value(registry, "eventlake_registry_requests_total") > 0
 
-        # The dashboard, during the run, in a real browser.
-        board = serve(
-            create_app(settings, live.postgres_url), name="dashboard-test", home=tmp_path, host="127.0.0.1", port=0
-        )
-        until(lambda: pg_kpis(live.postgres_url)[0] > 0, 120, "gold rows")
-        browser = chromium()
-        try:
-            browser.get(board.url)
-
-            def shows_postgres() -> bool:
-                events, amount = pg_kpis(live.postgres_url)
-                shown = browser.find_element(By.ID, "kpi-events").text.replace(",", "")
-                money = browser.find_element(By.ID, "kpi-amount").text.replace(",", "")
-                return shown == str(events) and money != "\u2013" and abs(float(money) - amount) < 0.01
-
-            until(shows_postgres, 120, "the dashboard to show the PostgreSQL figures")
-            updates = int(browser.find_element(By.TAG_NAME, "body").get_attribute("data-updates") or 0)
-            until(
-                lambda: int(browser.find_element(By.TAG_NAME, "body").get_attribute("data-updates") or 0) > updates,
-                30,
-                "a live update without reload",
+            # The dashboard, during the run, in a real browser.
+            board = serve(
+                create_app(settings, live.postgres_url), name="dashboard-test", home=tmp_path, host="127.0.0.1", port=0
             )
-            for chart in ("chart-activity", "chart-transactions"):
-                element = browser.find_element(By.ID, chart)
-                assert element.find_elements(By.TAG_NAME, "canvas"), chart
-                assert int(element.get_attribute("data-points") or 0) > 0, chart
-            queries = browser.find_element(By.ID, "tbl-queries").text
-            assert "pipeline_transactions" in queries and "pipeline_user_activity" in queries
-            assert "%" in browser.find_element(By.ID, "tbl-rules").text
-            board_metrics = scrape(board.url)
-            assert value(board_metrics, "eventlake_dashboard_snapshots_total") > 0
-            shot = tmp_path / "dashboard.png"
-            assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
-            if target := os.environ.get("DASHBOARD_SCREENSHOT_TO"):
-                shutil.copy(shot, target)  # how docs/dashboard.png is refreshed
-        finally:
-            browser.quit()
+            until(lambda: pg_kpis(live.postgres_url)[0] > 0, 120, "gold rows")
+            browser = chromium()
+            try:
+                browser.get(board.url)
+
+                def shows_postgres() -> bool:
+                    events, amount = pg_kpis(live.postgres_url)
+                    shown = browser.find_element(By.ID, "kpi-events").text.replace(",", "")
+                    money = browser.find_element(By.ID, "kpi-amount").text.replace(",", "")
+                    return shown == str(events) and money != "\u2013" and abs(float(money) - amount) < 0.01
+
+                until(shows_postgres, 120, "the dashboard to show the PostgreSQL figures")
+                updates = int(browser.find_element(By.TAG_NAME, "body").get_attribute("data-updates") or 0)
+                until(
+                    lambda: int(browser.find_element(By.TAG_NAME, "body").get_attribute("data-updates") or 0) > updates,
+                    30,
+                    "a live update without reload",
+                )
+                for chart in ("chart-activity", "chart-transactions"):
+                    element = browser.find_element(By.ID, chart)
+                    assert element.find_elements(By.TAG_NAME, "canvas"), chart
+                    assert int(element.get_attribute("data-points") or 0) > 0, chart
+                queries = browser.find_element(By.ID, "tbl-queries").text
+                assert "pipeline_transactions" in queries and "pipeline_user_activity" in queries
+                assert "%" in browser.find_element(By.ID, "tbl-rules").text
+                board_metrics = scrape(board.url)
+                assert value(board_metrics, "eventlake_dashboard_snapshots_total") > 0
+                shot = tmp_path / "dashboard.png"
+                assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+                if target := os.environ.get("DASHBOARD_SCREENSHOT_TO"):
+                    shutil.copy(shot, target)  # how docs/dashboard.png is refreshed
+            finally:
+                browser.quit()
     finally:
-        stop.set()
-        runner.join(timeout=120)
         if board is not None:
             board.stop()
     assert not failure, failure

@@ -17,13 +17,13 @@ from deltalake import DeltaTable
 
 from eventlake.alerting.dispatcher import Dispatcher
 from eventlake.services import Stack, endpoints
-from eventlake.sources.produce import produce
 from eventlake.streaming.jobs import start_jobs
 from eventlake.streaming.silver import SilverCounts
 from tests.alerting.receivers import Mailbox, Webhook, free_port, smtp_server
 from tests.conftest import MakeSettings
 from tests.streaming import recompute
 from tests.streaming.test_pipeline import START, pipeline_settings
+from tests.streams import send
 
 pytestmark = pytest.mark.e2e
 SOURCE = "transactions"
@@ -65,16 +65,7 @@ def test_faults_are_detected_counted_alerted_and_resolved(
             # event ids, so every record of round 4 is a duplicate of one already in silver).
             for i, faults in enumerate((0.05, 0.05, 0.0, 0.0)):
                 r = min(i, 2)
-                summary = produce(
-                    settings,
-                    bootstrap=live.kafka_bootstrap,
-                    registry_url=live.registry_url,
-                    sources=[SOURCE],
-                    count=n,
-                    seed=20 + r,
-                    start_ms=START + r * n * 100,
-                    faults=faults,
-                )
+                summary = send(settings, live, [SOURCE], n, seed=20 + r, start_ms=START + r * n * 100, faults=faults)
                 labels.update(summary.sources[SOURCE].faults)
                 start_jobs(spark, settings, live, ["bronze", "silver", "gold"], until_idle=True, counts=counts)
                 assert dispatcher.drain(30) == 0

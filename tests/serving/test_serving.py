@@ -16,11 +16,11 @@ import pytest
 from eventlake.services import Stack, endpoints
 from eventlake.serving.offsets import ensure_offsets_table
 from eventlake.serving.runner import ServingProcess, run_until_idle
-from eventlake.sources.produce import produce
 from eventlake.streaming.specs import GOLD_SPECS, ensure_gold_table
 from tests.conftest import MakeSettings
 from tests.streaming import recompute
 from tests.streaming.test_pipeline import START, assert_gold_matches, pipeline_settings
+from tests.streams import send
 
 pytestmark = pytest.mark.e2e
 SOURCES = ("user_activity", "iot_sensors", "transactions")
@@ -46,16 +46,7 @@ def test_serving_gold_equals_recompute_and_a_rerun_changes_nothing(
 ) -> None:
     settings, live = _prepare(stack, make_settings, tmp_path, SOURCES)
     n = 3000
-    produce(
-        settings,
-        bootstrap=live.kafka_bootstrap,
-        registry_url=live.registry_url,
-        sources=list(SOURCES),
-        count=n,
-        seed=9,
-        start_ms=START,
-        faults=0.05,
-    )
+    send(settings, live, SOURCES, n, seed=9, start_ms=START, faults=0.05)
     run_until_idle(settings, live)
     for source in SOURCES:
         raw = recompute.read_topic(live.kafka_bootstrap, live.registry_url, settings.topics.raw(source), n)
@@ -79,18 +70,9 @@ def test_kill_9_mid_stream_loses_duplicates_and_regresses_nothing(
     settings, live = _prepare(stack, make_settings, tmp_path, (source,))
     n = 12_000
     producer = threading.Thread(
-        target=produce,
-        kwargs={
-            "settings": settings,
-            "bootstrap": live.kafka_bootstrap,
-            "registry_url": live.registry_url,
-            "sources": [source],
-            "count": n,
-            "rate": 400,
-            "seed": 23,
-            "start_ms": START,
-            "faults": 0.04,
-        },
+        target=send,
+        args=(settings, live, [source], n),
+        kwargs={"rate": 400, "seed": 23, "start_ms": START, "faults": 0.04},
     )
     # Every row the path writes only ever grows: a replay after a crash must not write partial windows.
     seen: dict[tuple[Any, ...], int] = {}

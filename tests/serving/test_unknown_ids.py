@@ -16,11 +16,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from eventlake.services import Stack
 from eventlake.serving.runner import run_until_idle
 from eventlake.sources.faults import FAULT_HEADER
-from eventlake.sources.produce import produce
 from tests.conftest import MakeSettings
 from tests.serving.test_serving import _prepare
 from tests.streaming import recompute
 from tests.streaming.test_pipeline import START, assert_gold_matches
+from tests.streams import send
 
 pytestmark = pytest.mark.e2e
 SOURCE = "transactions"
@@ -41,15 +41,7 @@ def test_a_flood_of_unknown_schema_ids_costs_about_one_registry_request_a_second
 ) -> None:
     settings, live = _prepare(stack, make_settings, tmp_path, (SOURCE,))
     good = 300
-    produce(
-        settings,
-        bootstrap=live.kafka_bootstrap,
-        registry_url=live.registry_url,
-        sources=[SOURCE],
-        count=good,
-        seed=5,
-        start_ms=START,
-    )
+    send(settings, live, [SOURCE], good, seed=5, start_ms=START)
     junk = 20_000
     rng = random.Random(8)
     producer = Producer({"bootstrap.servers": live.kafka_bootstrap, "linger.ms": 20})

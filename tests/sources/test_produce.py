@@ -27,8 +27,8 @@ from eventlake.services import Stack, endpoints
 from eventlake.services.process import wait_until
 from eventlake.sources import GENERATORS, make_generator
 from eventlake.sources.faults import FaultInjector
-from eventlake.sources.produce import produce
 from tests.conftest import MakeSettings
+from tests.streams import send
 
 START = 1_767_225_600_000
 EVENTLAKE = str(Path(sys.executable).parent / "eventlake")
@@ -84,16 +84,7 @@ def test_produce_seeded_records_read_back_with_avro(stack: Stack, make_settings:
     settings = isolated(stack, make_settings)
     live = endpoints(settings)
     n = 1500
-    summary = produce(
-        settings,
-        bootstrap=live.kafka_bootstrap,
-        registry_url=live.registry_url,
-        sources=[source],
-        count=n,
-        seed=11,
-        start_ms=START,
-        faults=0.0,
-    )
+    summary = send(settings, live, [source], n, seed=11, start_ms=START, faults=0.0)
     assert summary.sent == summary.delivered == n and summary.failed == 0
     got = consume(live.kafka_bootstrap, live.registry_url, settings.topics.raw(source), n)
     assert len(got) == n
@@ -114,16 +105,7 @@ def test_fault_labels_in_headers_add_up(stack: Stack, make_settings: MakeSetting
     settings = isolated(stack, make_settings)
     live = endpoints(settings)
     n, fraction = 2000, 0.05
-    summary = produce(
-        settings,
-        bootstrap=live.kafka_bootstrap,
-        registry_url=live.registry_url,
-        sources=["transactions"],
-        count=n,
-        seed=3,
-        start_ms=START,
-        faults=fraction,
-    )
+    summary = send(settings, live, ["transactions"], n, seed=3, start_ms=START, faults=fraction)
     got = consume(live.kafka_bootstrap, live.registry_url, settings.topics.raw("transactions"), n)
     labels = Counter(r["headers"].get("eventlake-fault") for r in got)
     del labels[None]
@@ -239,18 +221,7 @@ def test_broker_restart_mid_run_loses_and_duplicates_nothing(make_settings: Make
         n = 6000
         result: dict[str, Any] = {}
         worker = threading.Thread(
-            target=lambda: result.update(
-                s=produce(
-                    settings,
-                    bootstrap=live.kafka_bootstrap,
-                    registry_url=live.registry_url,
-                    sources=["transactions"],
-                    count=n,
-                    rate=1000,
-                    seed=9,
-                    start_ms=START,
-                )
-            )
+            target=lambda: result.update(s=send(settings, live, ["transactions"], n, rate=1000, seed=9, start_ms=START))
         )
         worker.start()
         time.sleep(2)

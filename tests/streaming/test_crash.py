@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from eventlake.services import Stack, endpoints
-from eventlake.sources.produce import produce
 from tests.conftest import MakeSettings
 from tests.streaming.exact import assert_layers_exact
 from tests.streaming.test_pipeline import START, pipeline_settings
+from tests.streams import send
 
 pytestmark = pytest.mark.e2e
 EVENTLAKE = str(Path(sys.executable).parent / "eventlake")
@@ -48,18 +48,9 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
     }
     n = 9000
     producer = threading.Thread(
-        target=produce,
-        kwargs={
-            "settings": settings,
-            "bootstrap": live.kafka_bootstrap,
-            "registry_url": live.registry_url,
-            "sources": [source],
-            "count": n,
-            "rate": 90,
-            "seed": 21,
-            "start_ms": START,
-            "faults": 0.03,
-        },
+        target=send,
+        args=(settings, live, [source], n),
+        kwargs={"rate": 90, "seed": 21, "start_ms": START, "faults": 0.03},
     )
     producer.start()
     rng = random.Random(5)

@@ -15,7 +15,6 @@ from eventlake.config import Settings
 from eventlake.kafka.admin import admin_client, provision_topics
 from eventlake.services import Stack, endpoints
 from eventlake.services.process import wait_until
-from eventlake.sources.produce import produce
 from eventlake.streaming.gold import SPECS_BY_SOURCE
 from eventlake.streaming.jobs import start_jobs
 from eventlake.streaming.progress import ProgressRecorder, QueryProgress
@@ -23,6 +22,7 @@ from eventlake.streaming.silver import SilverCounts
 from eventlake.streaming.specs import ROLLUP_SPECS
 from tests.conftest import MakeSettings
 from tests.streaming import recompute
+from tests.streams import send
 
 pytestmark = pytest.mark.e2e
 START = 1_767_225_600_000
@@ -115,16 +115,7 @@ def test_seeded_pipeline_with_faults_equals_independent_recompute(
     settings = pipeline_settings(stack, make_settings, tmp_path)
     live = endpoints(settings)
     n, fraction = 2000, 0.05
-    summary = produce(
-        settings,
-        bootstrap=live.kafka_bootstrap,
-        registry_url=live.registry_url,
-        sources=list(SOURCES),
-        count=n,
-        seed=7,
-        start_ms=START,
-        faults=fraction,
-    )
+    summary = send(settings, live, SOURCES, n, seed=7, start_ms=START, faults=fraction)
     assert summary.delivered == 3 * n
     counts: dict[str, SilverCounts] = {}
     recorder = ProgressRecorder()
@@ -199,16 +190,7 @@ def test_pipeline_on_an_s3_lake(stack: Stack, make_settings: MakeSettings, spark
     settings.topics.sources = ("transactions",)
     live = endpoints(settings)
     n = 600
-    produce(
-        settings,
-        bootstrap=live.kafka_bootstrap,
-        registry_url=live.registry_url,
-        sources=["transactions"],
-        count=n,
-        seed=2,
-        start_ms=START,
-        faults=0.05,
-    )
+    send(settings, live, ["transactions"], n, seed=2, start_ms=START, faults=0.05)
     start_jobs(spark, settings, live, ["bronze", "silver", "gold"], until_idle=True)
     raw = recompute.read_topic(live.kafka_bootstrap, live.registry_url, settings.topics.raw("transactions"), n)
     assert_gold_matches(settings, "transactions", recompute.gold("transactions", raw.records))

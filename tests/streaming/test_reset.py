@@ -15,9 +15,9 @@ import psycopg
 import pytest
 
 from eventlake.services import Stack, endpoints
-from eventlake.sources.produce import produce
 from eventlake.streaming.jobs import JOBS, start_jobs
 from eventlake.streaming.paths import checkpoint
+from tests import streams
 from tests.conftest import MakeSettings
 from tests.streaming.exact import assert_layers_exact
 from tests.streaming.test_pipeline import START, pipeline_settings
@@ -35,16 +35,7 @@ def test_a_reset_checkpoint_goes_on_where_it_was_and_every_layer_stays_exact(
     live = endpoints(settings)
 
     def send(n: int, seed: int, start_ms: int) -> None:
-        summary = produce(
-            settings,
-            bootstrap=live.kafka_bootstrap,
-            registry_url=live.registry_url,
-            sources=[SOURCE],
-            count=n,
-            seed=seed,
-            start_ms=start_ms,
-            faults=0.05,
-        )
+        summary = streams.send(settings, live, [SOURCE], n, seed=seed, start_ms=start_ms, faults=0.05)
         assert summary.delivered == n
 
     send(1500, 11, START)
