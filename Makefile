@@ -75,10 +75,20 @@ jars: $(STAMP)
 	$(BIN)/eventlake setup jars
 
 ## run: the live demo (stack up with the dashboard, a steady stream with faults, the streaming jobs)
+# The lake: LAKE=minio (default) = s3://<bucket>/lake on the local MinIO, objects on disk under
+# .eventlake/minio; LAKE=file = a local directory, .eventlake/lake (no MinIO needed).
+LAKE ?= minio
 run: setup
+ifeq ($(LAKE),minio)
+	@bash deploy/tools.sh wait-minio
+	EVENTLAKE_S3_LOCAL=true EVENTLAKE_S3_SERVER=minio EVENTLAKE_LAKE_URI="$${EVENTLAKE_LAKE_URI:-s3://$${EVENTLAKE_S3_BUCKET:-eventlake}/lake}" $(BIN)/eventlake run
+else ifeq ($(LAKE),file)
 	$(BIN)/eventlake run
+else
+	@echo "error: LAKE must be minio or file, not '$(LAKE)'" >&2; exit 2
+endif
 
-## test: lint + type check + the whole pytest suite (real Kafka, PostgreSQL, S3 server, Spark)
+## test: lint + type check + the whole pytest suite (real Kafka, PostgreSQL, MinIO, Spark)
 test: setup lint typecheck audit pytest
 
 lint:
