@@ -104,7 +104,7 @@ install_minio() {
   "$TOOLS/minio-build/minio" --version > /dev/null || { echo "error: the built minio does not run" >&2; return 1; }
   mv -f "$TOOLS/minio-build/minio" "$TOOLS/bin/minio" && rm -rf "$TOOLS/minio-build" || return 1
   echo "built $MINIO_MODULE ($((SECONDS - start)) s)"
-  rm -f "$TOOLS"/.minio-installed-*
+  rm -f "$TOOLS"/.minio-installed-* "$TOOLS/.minio-status"
   touch "$MINIO_STAMP"
 }
 
@@ -149,7 +149,12 @@ case "${1:-wait}" in
       tail -5 "$MINIO_LOG" >&2
     fi
     echo "tools: building MinIO (~3 min on 2 cores; log: $MINIO_LOG)" >&2
-    install_minio > "$MINIO_LOG" 2>&1 || { echo "error: the MinIO build failed; see $MINIO_LOG:" >&2; tail -5 "$MINIO_LOG" >&2; exit 1; }
+    rc=0; install_minio > "$MINIO_LOG" 2>&1 || rc=$?; echo "$rc" > "$TOOLS/.minio-status"
+    if [ "$rc" != 0 ]; then
+      echo "error: the MinIO build failed; see $MINIO_LOG:" >&2
+      tail -5 "$MINIO_LOG" >&2
+      exit 1
+    fi
     ;;
   *)
     echo "usage: $0 start|wait|wait-minio" >&2

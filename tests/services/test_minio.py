@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import stat
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from eventlake.services.lake import lake_health, local_s3_service
 from eventlake.services.minio import MinioService
 from eventlake.services.s3 import S3Service, s3_client
 from tests.conftest import MakeSettings
+from tests.minio import wait_for_minio
 
 
 def minio_settings(make_settings: MakeSettings, minio_bin: Path, name: str = "minio", **s3: Any) -> Settings:
@@ -155,3 +158,40 @@ def test_moto_stays_available_for_fault_tests(make_settings: MakeSettings) -> No
         assert svc.status()["server"] == "moto"
     finally:
         svc.stop()
+
+
+def test_tests_wait_for_a_running_minio_build_and_fail_on_a_failed_one(tmp_path: Path) -> None:
+    """`make setup` leaves the MinIO build running: the tests wait for it, and fail (never skip) without it."""
+    tools = tmp_path / "tools"
+    binary = tools / "bin" / "minio"
+    binary.parent.mkdir(parents=True)
+    held = tmp_path / "held"
+    # A build in progress holds the lock, as deploy/tools.sh does; the binary appears when it ends.
+    build = subprocess.Popen(
+        [
+            "flock",
+            str(tools / ".minio.lock"),
+            "sh",
+            "-c",
+            f"touch {held}; sleep 2; echo : > {binary}; chmod +x {binary}",
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not held.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = time.monotonic()
+        assert wait_for_minio(tools, timeout=60) == binary
+        assert time.monotonic() - started >= 1.5 and build.poll() is not None
+    finally:
+        build.wait(timeout=30)
+    # A failed build (even with an older binary left): the reason and the end of its log.
+    (tools / ".minio-status").write_text("1\n")
+    (tools / "minio-build.log").write_text("go: downloading ...\ngo: github.com/minio/minio: proxy unreachable\n")
+    with pytest.raises(pytest.fail.Exception, match=r"(?s)MinIO build failed \(exit 1\).*proxy unreachable"):
+        wait_for_minio(tools, timeout=5)
+    # No build ever ran.
+    (tools / ".minio-status").unlink()
+    binary.unlink()
+    with pytest.raises(pytest.fail.Exception, match=r"MinIO is not built .*make setup"):
+        wait_for_minio(tools, timeout=5)
