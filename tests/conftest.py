@@ -7,6 +7,7 @@ Tests that need their own, disposable stack (kill -9, corrupt data, busy ports) 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,15 @@ def make_settings(tmp_path_factory: pytest.TempPathFactory) -> MakeSettings:
 
 
 @pytest.fixture(scope="session")
-def minio_bin() -> Path:
+def minio_bin(pytestconfig: pytest.Config) -> Path:
     """The MinIO binary; waits for its build by `make setup` (fails, never skips, if there is none)."""
-    return wait_for_minio()
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+
+    def notify(message: str) -> None:  # shown while pytest captures output: a CI log says why it waits
+        with capture.global_and_fixture_disabled():
+            sys.stderr.write(f"\n{message}\n")
+
+    return wait_for_minio(notify=notify)
 
 
 @pytest.fixture(scope="session")

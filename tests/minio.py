@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def _log_tail(log: Path, lines: int = 8) -> str:
         return f"({log} does not exist)"
 
 
-def wait_for_minio(tools: Path = TOOLS, timeout: float = WAIT_S) -> Path:
+def wait_for_minio(tools: Path = TOOLS, timeout: float = WAIT_S, notify: Callable[[str], None] = print) -> Path:
     """The built binary, once a running build has finished; ``pytest.fail`` if the build failed or none ran.
 
     ``tools`` is ``.eventlake/tools`` (``deploy/tools.sh`` keeps the same names)."""
@@ -40,12 +41,16 @@ def wait_for_minio(tools: Path = TOOLS, timeout: float = WAIT_S) -> Path:
     )
     tools.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
+    waiting = False
     with open(lock_file, "a") as lock:
         while True:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not waiting:
+                    waiting = True
+                    notify(f"waiting for the MinIO build that `make setup` started (log {log})")
                 if time.monotonic() > deadline:
                     pytest.fail(f"the MinIO build is still running after {timeout:.0f} s; log {log}:\n{_log_tail(log)}")
                 time.sleep(1)

@@ -181,8 +181,10 @@ def test_tests_wait_for_a_running_minio_build_and_fail_on_a_failed_one(tmp_path:
         while not held.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         started = time.monotonic()
-        assert wait_for_minio(tools, timeout=60) == binary
+        said: list[str] = []
+        assert wait_for_minio(tools, timeout=60, notify=said.append) == binary
         assert time.monotonic() - started >= 1.5 and build.poll() is not None
+        assert len(said) == 1 and "waiting for the MinIO build" in said[0]  # once, not every second
     finally:
         build.wait(timeout=30)
     # A failed build (even with an older binary left): the reason and the end of its log.
