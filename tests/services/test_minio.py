@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import stat
 import subprocess
 import time
@@ -146,18 +147,25 @@ def test_server_choice_minio_when_built_else_moto(make_settings: MakeSettings, m
     assert "make setup" in (err.value.hint or "") and svc.load_state() is None
 
 
-def test_moto_stays_available_for_fault_tests(make_settings: MakeSettings) -> None:
-    settings = make_settings("moto", s3={"local": True, "server": "moto"})
+@pytest.mark.parametrize("server", ["moto", "auto"])
+def test_moto_stays_available_for_fault_tests(
+    make_settings: MakeSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture, server: str
+) -> None:
+    """Asked for (s3.server=moto) it starts quietly; as the fall-back of `auto` it warns that it is in memory."""
+    settings = make_settings(f"moto-{server}", s3={"local": True, "server": server, "minio_bin": tmp_path / "none"})
     svc = local_s3_service(settings)
     assert type(svc) is S3Service
     try:
-        state = svc.start()
+        with caplog.at_level(logging.WARNING, logger="eventlake.services.s3"):
+            state = svc.start()
         client = s3_client(settings, state.endpoint)
         client.put_object(Bucket=settings.s3.bucket, Key="k", Body=b"v")
         assert client.get_object(Bucket=settings.s3.bucket, Key="k")["Body"].read() == b"v"
         assert svc.status()["server"] == "moto"
     finally:
         svc.stop()
+    warned = [r for r in caplog.records if "MinIO is not built" in r.getMessage()]
+    assert len(warned) == (1 if server == "auto" else 0)
 
 
 def test_tests_wait_for_a_running_minio_build_and_fail_on_a_failed_one(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ empty) and stays for tests that inject S3 faults. ``eventlake.services.lake.loca
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -21,6 +22,8 @@ from eventlake.lake import s3_credentials
 from eventlake.net import choose_port, port_accepts
 from eventlake.services.base import Service, ServiceState
 from eventlake.services.process import spawn, terminate, wait_until
+
+log = logging.getLogger(__name__)
 
 
 def s3_client(settings: Settings, endpoint: str | None) -> Any:
@@ -81,6 +84,11 @@ class S3Service(Service):
 
     def _launch(self) -> ServiceState:
         cfg = self.settings.s3
+        if cfg.server == "auto":  # not asked for: say why the lake's objects will not outlive this server
+            log.warning(
+                "MinIO is not built; the local S3 server is moto, which keeps objects in memory",
+                extra={"minio_bin": str(cfg.minio_bin), "hint": "make minio"},
+            )
         port = choose_port("s3", cfg.host, cfg.port, self.previous_port("s3"), "EVENTLAKE_S3_PORT")
         out = self.dir / "moto.log"
         ref = spawn([sys.executable, "-m", "moto.server", "-H", cfg.host, "-p", str(port)], out)
