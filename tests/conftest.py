@@ -1,4 +1,4 @@
-"""Session-wide real services: one Kafka broker, one PostgreSQL, one S3 server per test run.
+"""Session-wide real services: one Kafka broker, one PostgreSQL, one MinIO per test run.
 
 Tests that need their own, disposable stack (kill -9, corrupt data, busy ports) build one with
 ``make_settings`` under a fresh home and stop it themselves.
@@ -7,6 +7,7 @@ Tests that need their own, disposable stack (kill -9, corrupt data, busy ports) 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 
 from eventlake.config import Settings, load_settings
 from eventlake.services import Endpoints, Stack, endpoints
+from tests.minio import MINIO_BIN, wait_for_minio
 
 REPO = Path(__file__).resolve().parents[1]
 JARS_DIR = REPO / ".eventlake" / "jars"
@@ -23,6 +25,9 @@ JARS_DIR = REPO / ".eventlake" / "jars"
 for _var in [v for v in os.environ if v.startswith("EVENTLAKE_")]:
     del os.environ[_var]
 os.environ["EVENTLAKE_JARS_DIR"] = str(JARS_DIR)
+# A local S3 server is MinIO (never a silent fall-back to moto): tests that want moto say s3.server=moto.
+os.environ["EVENTLAKE_S3_SERVER"] = "minio"
+os.environ["EVENTLAKE_S3_MINIO_BIN"] = str(MINIO_BIN)
 
 MakeSettings = Callable[..., Settings]
 
@@ -40,13 +45,25 @@ def make_settings(tmp_path_factory: pytest.TempPathFactory) -> MakeSettings:
 
 
 @pytest.fixture(scope="session")
-def stack_settings(make_settings: MakeSettings) -> Settings:
-    return make_settings("stack", s3={"local": True})
+def minio_bin(pytestconfig: pytest.Config) -> Path:
+    """The MinIO binary; waits for its build by `make setup` (fails, never skips, if there is none)."""
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+
+    def notify(message: str) -> None:  # shown while pytest captures output: a CI log says why it waits
+        with capture.global_and_fixture_disabled():
+            sys.stderr.write(f"\n{message}\n")
+
+    return wait_for_minio(notify=notify)
+
+
+@pytest.fixture(scope="session")
+def stack_settings(make_settings: MakeSettings, minio_bin: Path) -> Settings:
+    return make_settings("stack", s3={"local": True, "server": "minio", "minio_bin": minio_bin})
 
 
 @pytest.fixture(scope="session")
 def stack(stack_settings: Settings) -> Iterator[Stack]:
-    """The shared local stack (Kafka KRaft, PostgreSQL, moto S3), up for the whole session."""
+    """The shared local stack (Kafka KRaft, PostgreSQL, MinIO, registry), up for the whole session."""
     s = Stack(stack_settings)
     s.up()
     try:

@@ -25,10 +25,12 @@ def test_status_json_contract(stack: Stack) -> None:
     assert status["postgres"]["ok"] is True and "***" in status["postgres"]["url"]
     assert status["lake"]["ok"] is True and status["lake"]["uri"].startswith("file://")
     assert {"url", "ok"} <= set(status["schema_registry"])
-    assert status["s3"]["ok"] is True
-    # The password never reaches stdout or stderr.
+    assert status["s3"]["ok"] is True and status["s3"]["server"] == "minio"
+    # The passwords never reach stdout or stderr.
     password = (stack.settings.home / "postgres" / "password").read_text().strip()
     assert password not in res.stdout + res.stderr
+    s3_secret = json.loads((stack.settings.home / "minio" / "credentials").read_text())["secret_access_key"]
+    assert s3_secret not in res.stdout + res.stderr
 
 
 def test_bad_arguments_exit_2_with_one_line() -> None:

@@ -1,13 +1,15 @@
 # syntax=docker/dockerfile:1.7
 # MinIO for the local Compose stack, built from the Go module proxy at the pseudo-version the project
-# builds and tests locally (ARCHITECTURE field notes), so the stack needs no prebuilt MinIO release.
+# builds and tests locally (deploy/minio.version, the one pin; deploy/tools.sh builds the same for
+# `eventlake up`), so the stack needs no prebuilt MinIO release.
 #
 #   docker build -f deploy/docker/minio.Dockerfile -t eventlake-minio:dev .    (from the repo root)
 
 FROM golang:1.26.8-bookworm AS build
 ENV CGO_ENABLED=0 GOFLAGS=-mod=mod GOBIN=/out
+COPY deploy/minio.version /tmp/minio.version
 RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go install -trimpath -ldflags="-s -w" github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
+    go install -trimpath -ldflags="-s -w" "github.com/minio/minio@$(tr -d '[:space:]' < /tmp/minio.version)"
 
 FROM python:3.11.14-slim-bookworm
 LABEL org.opencontainers.image.title="eventlake-minio" \

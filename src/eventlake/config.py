@@ -77,9 +77,16 @@ class PostgresSettings(Section):
 
 
 class S3Settings(Section):
-    """S3 API for the lake. ``local`` = run moto's S3 server (tests, demos); else use ``endpoint``."""
+    """S3 API for the lake. ``local`` = eventlake runs an S3 server; else use ``endpoint``.
+
+    ``server`` picks the local one: ``minio`` (real MinIO, objects on disk under ``<home>/minio``;
+    the binary ``minio_bin`` is built by ``make setup``), ``moto`` (moto's server, in memory: tests
+    that inject S3 faults) or ``auto`` (MinIO when ``minio_bin`` exists, else moto).
+    """
 
     local: bool = False
+    server: Literal["auto", "minio", "moto"] = "auto"
+    minio_bin: Path = Path(".eventlake/tools/bin/minio")
     endpoint: str | None = None
     host: str = LOOPBACK
     port: Port = 0
@@ -87,6 +94,14 @@ class S3Settings(Section):
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
     bucket: str = Field(default="eventlake", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    start_timeout_s: float = Field(default=60.0, gt=0)
+
+    @property
+    def local_server(self) -> Literal["minio", "moto"]:
+        """The local S3 server ``server`` resolves to (``auto``: MinIO if its binary is built)."""
+        if self.server != "auto":
+            return self.server
+        return "minio" if os.access(self.minio_bin, os.X_OK) else "moto"
 
 
 class LakeSettings(Section):
@@ -481,6 +496,7 @@ class Settings(BaseSettings):
         self.home = self.home.expanduser().resolve()
         self.jars_dir = self.jars_dir.expanduser().resolve()
         self.schemas_dir = self.schemas_dir.expanduser().resolve()
+        self.s3.minio_bin = self.s3.minio_bin.expanduser().resolve()
         self.quality.rules_file = self.quality.rules_file.expanduser().resolve()
         self.airflow.venv = self.airflow.venv.expanduser().resolve()
         self.airflow.dags_folder = self.airflow.dags_folder.expanduser().resolve()

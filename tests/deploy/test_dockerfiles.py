@@ -208,3 +208,15 @@ def test_image_environment_check_rejects_typos_and_missing_files() -> None:
     found = env_problems(bad)
     assert "EVENTLAKE_HOMEDIR is not a setting" in found
     assert any("config/eventlake.yml is not in the repository" in p for p in found)
+
+
+def test_minio_is_pinned_in_one_place() -> None:
+    """deploy/minio.version is the MinIO version: the image and the local stack's build read it, the docs name it."""
+    version = (REPO / "deploy" / "minio.version").read_text(encoding="utf-8").strip()
+    assert re.fullmatch(r"v0\.0\.0-\d{14}-[0-9a-f]{12}", version), version
+    dockerfile = (DOCKER / "minio.Dockerfile").read_text(encoding="utf-8")
+    tools = (REPO / "deploy" / "tools.sh").read_text(encoding="utf-8")
+    assert "COPY deploy/minio.version" in dockerfile and "< deploy/minio.version" in tools
+    for text in (dockerfile, tools, (REPO / "Makefile").read_text(encoding="utf-8")):
+        assert not re.search(r"minio@v\d", text)  # no second pin
+    assert f"github.com/minio/minio@{version}" in (REPO / "README.md").read_text(encoding="utf-8")

@@ -1,4 +1,4 @@
-"""The local S3 API server (moto) used as the lake's object store in tests."""
+"""The session stack's S3 API (MinIO) as the lake's object store."""
 
 from __future__ import annotations
 

@@ -11,12 +11,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 from eventlake.config import Settings
 from eventlake.endpoints import Health
 from eventlake.lake import local_path
+from eventlake.services.minio import MinioService
 from eventlake.services.s3 import S3Service, s3_client
+
+
+def local_s3_service(settings: Settings) -> S3Service:
+    """The local S3 server ``s3.server`` resolves to: MinIO, or moto."""
+    return MinioService(settings) if settings.s3.local_server == "minio" else S3Service(settings)
 
 
 def s3_endpoint(settings: Settings) -> str | None:
     """The S3 endpoint in force: the local server's, the configured one, or None (AWS default)."""
-    return S3Service(settings).endpoint() if settings.s3.local else settings.s3.endpoint
+    return local_s3_service(settings).endpoint() if settings.s3.local else settings.s3.endpoint
 
 
 def ensure_lake(settings: Settings) -> None:

@@ -19,6 +19,7 @@ from eventlake.services.connect import ConnectService
 from eventlake.services.dashboard import DashboardService
 from eventlake.services.kafka import KafkaService
 from eventlake.services.lake import ensure_lake, lake_status
+from eventlake.services.minio import MinioService
 from eventlake.services.ops import AlertmanagerService, PrometheusService
 from eventlake.services.postgres import PostgresService
 from eventlake.services.process import ProcessRef
@@ -31,7 +32,8 @@ log = logging.getLogger(__name__)
 SERVICE_TYPES: tuple[type[Service], ...] = (
     KafkaService,
     PostgresService,
-    S3Service,
+    S3Service,  # external S3, or the local moto server
+    MinioService,  # the local MinIO server (s3.server)
     RegistryService,
     ConnectService,
     DashboardService,

@@ -1,11 +1,13 @@
-"""S3 API for the lake: moto's standalone server locally (tests, demos), MinIO/S3 in deployments.
+"""S3 API for the lake: an external endpoint, or a local server run by eventlake.
 
-moto keeps objects in memory: a restarted local server is empty. Use it for tests and demos;
-point ``EVENTLAKE_S3_ENDPOINT`` at MinIO or S3 for anything that must persist.
+The local server is MinIO (``eventlake.services.minio``, objects on disk) unless ``s3.server``
+resolves to ``moto``: moto's standalone server, which keeps objects in memory (a restarted server is
+empty) and stays for tests that inject S3 faults. ``eventlake.services.lake.local_s3_service`` picks the one in force.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -21,6 +23,8 @@ from eventlake.net import choose_port, port_accepts
 from eventlake.services.base import Service, ServiceState
 from eventlake.services.process import spawn, terminate, wait_until
 
+log = logging.getLogger(__name__)
+
 
 def s3_client(settings: Settings, endpoint: str | None) -> Any:
     cfg = settings.s3
@@ -35,12 +39,36 @@ def s3_client(settings: Settings, endpoint: str | None) -> Any:
     )
 
 
+def s3_health(settings: Settings, endpoint: str) -> Health:
+    """Does the S3 API at ``endpoint`` answer an authenticated request (list buckets)?"""
+    try:
+        buckets = s3_client(settings, endpoint).list_buckets().get("Buckets", [])
+    except (BotoCoreError, ClientError) as err:
+        return Health(False, f"no answer from {endpoint}: {err}")
+    return Health(True, f"{len(buckets)} bucket(s)")
+
+
+def create_bucket(settings: Settings, endpoint: str) -> None:
+    """Create ``s3.bucket`` unless it exists (idempotent: a restarted MinIO still has it)."""
+    client = s3_client(settings, endpoint)
+    try:
+        client.create_bucket(Bucket=settings.s3.bucket)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+
+
 class S3Service(Service):
+    """The lake's S3 API when it is external (``s3.endpoint``) or the local moto server."""
+
     name = "s3"
     status_key = "s3"
+    #: what ``status --json`` reports as ``s3.server``
+    server = "moto"
 
     def enabled(self) -> bool:
-        return self.settings.s3.local or self.settings.s3.endpoint is not None
+        cfg = self.settings.s3
+        return cfg.local_server == "moto" if cfg.local else cfg.endpoint is not None
 
     def external_endpoint(self) -> str | None:
         return None if self.settings.s3.local else self.settings.s3.endpoint
@@ -49,14 +77,18 @@ class S3Service(Service):
         endpoint = self.endpoint()
         if endpoint is None:
             return Health(False, "not started")
-        try:
-            buckets = s3_client(self.settings, endpoint).list_buckets().get("Buckets", [])
-        except (BotoCoreError, ClientError) as err:
-            return Health(False, f"no answer from {endpoint}: {err}")
-        return Health(True, f"{len(buckets)} bucket(s)")
+        return s3_health(self.settings, endpoint)
+
+    def status(self) -> dict[str, Any]:
+        return {**super().status(), "server": self.server if self.managed else "external"}
 
     def _launch(self) -> ServiceState:
         cfg = self.settings.s3
+        if cfg.server == "auto":  # not asked for: say why the lake's objects will not outlive this server
+            log.warning(
+                "MinIO is not built; the local S3 server is moto, which keeps objects in memory",
+                extra={"minio_bin": str(cfg.minio_bin), "hint": "make minio"},
+            )
         port = choose_port("s3", cfg.host, cfg.port, self.previous_port("s3"), "EVENTLAKE_S3_PORT")
         out = self.dir / "moto.log"
         ref = spawn([sys.executable, "-m", "moto.server", "-H", cfg.host, "-p", str(port)], out)
@@ -67,8 +99,7 @@ class S3Service(Service):
             terminate(ref)
             raise ServiceError("the local S3 server (moto) failed to start", f"see {out}")
         try:
-            client = s3_client(self.settings, endpoint)
-            client.create_bucket(Bucket=cfg.bucket)
+            create_bucket(self.settings, endpoint)
         except (BotoCoreError, ClientError) as err:
             terminate(ref)
             raise ServiceError(f"could not create bucket {cfg.bucket} on the local S3 server: {err}") from err
