@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from eventlake.streaming.session import lower_priority
 
@@ -35,3 +36,23 @@ def test_every_thread_is_lowered_and_none_is_raised() -> None:
         proc.kill()
         proc.wait()
     assert lower_priority(None, 10) == 0
+
+
+def test_generated_code_outlives_a_batchs_worth_of_other_plans(spark: Any) -> None:
+    """A plan run again after more distinct plans than Spark's default codegen cache holds (100) is not
+    compiled again: a pass batch runs ~270 distinct classes, and recompiling them cost every batch
+    Janino and JIT time (docs/performance.md)."""
+    from pyspark.sql import functions as F  # noqa: PLC0415
+
+    compiles = spark.sparkContext._jvm.org.apache.spark.metrics.source.CodegenMetrics.METRIC_COMPILATION_TIME()
+
+    def run(i: int) -> None:  # an int literal is inlined in the generated code: one class per i
+        rows = spark.range(3).select((F.col("id") * 7 + F.lit(1_000_003 + i)).alias("x")).collect()
+        assert rows[2].x == 1_000_017 + i
+
+    run(0)
+    for i in range(1, 130):
+        run(i)
+    before = compiles.getCount()
+    run(0)
+    assert compiles.getCount() == before, "the first plan's code was evicted and compiled again"

@@ -38,6 +38,9 @@ def extension_jars(settings: Settings) -> list[Path]:
     return [j for j in classpath(settings, "spark") if _artifact(j) not in bundled | _SKIP]
 
 
+#: Generated classes Spark keeps compiled (``spark.sql.codegen.cache.maxEntries``, default 100).
+CODEGEN_CACHE_ENTRIES = 2000
+
 _LOG4J2 = """\
 # Written by eventlake: Spark's own log goes to a file; the console only gets errors.
 rootLogger.level = warn
@@ -114,6 +117,11 @@ def build_spark(settings: Settings, app_name: str = "eventlake", *, s3_endpoint:
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.databricks.delta.optimizeMetadataQuery.enabled", "true")
         .config("spark.sql.adaptive.enabled", "true")
+        # A pass batch runs ~270 distinct generated classes (three sources: ~800); Spark's default cache
+        # of 100 evicts them, so every batch recompiled its code with Janino and the JIT compiled it
+        # again: 531 Janino compiles per 1 M records on a warm JVM, none with this size, and 19 % less
+        # JVM CPU (docs/performance.md, session 9). A static conf: set before the session starts.
+        .config("spark.sql.codegen.cache.maxEntries", str(CODEGEN_CACHE_ENTRIES))
         # Delta's snapshot reconstruction defaults to 50 partitions: far too many for a laptop.
         .config("spark.databricks.delta.snapshotPartitions", str(cfg.shuffle_partitions))
         .config("spark.ui.showConsoleProgress", "false")
