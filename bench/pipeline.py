@@ -9,7 +9,9 @@
      1-minute window -> Delta), with eventlake's session settings;
    - eventlake end to end: ``eventlake stream --until-idle`` (bronze, silver, quarantine/DLQ, gold to
      Delta and PostgreSQL, DQ), one pass per micro-batch.
-   Spark session start-up is reported on its own line, not in any rate.
+   Spark session start-up is reported on its own line, not in any rate. Both Spark passes first run
+  once on ``--warmup`` records of their own (default 200 k; 0: measure a cold JVM), so that the
+  measured runs meet a JIT-compiled JVM, as a long-running pipeline does (:func:`warm_up`).
 3. Latency at ``--rate`` events/s in total over the three sources together (``--rate/3`` each, event
    time = wall clock) for ``--seconds``: for every gold row of the three contract tables whose window
    ended inside the phase, ``updated_at`` of its final value (PostgreSQL's clock) minus window end.
@@ -95,11 +97,11 @@ def _line(f: Figures, base: Figures | None = None, base_name: str = "") -> str:
     return f"throughput {f.line()}{ratio}"
 
 
-def step_cpu(event_log_dir: Path, prefix: str = "pipeline_") -> dict[str, float]:
-    """Executor CPU seconds of the tasks of each pass step (jobs whose description, set by the pass,
-    starts with ``prefix``; Delta's own job names after the step are folded into it), from Spark's
-    event log. What is not in any task (planning, code generation and JIT, GC, Delta log handling on
-    the driver) is the JVM's CPU minus their sum."""
+def step_cpu(event_log_dir: Path, since_ms: int = 0, prefix: str = "pipeline_") -> dict[str, float]:
+    """Executor CPU seconds of the tasks of each pass step (jobs submitted from ``since_ms`` whose
+    description, set by the pass, starts with ``prefix``; Delta's own job names after the step are
+    folded into it), from Spark's event log. What is not in any task (planning, code generation and
+    JIT, GC, Delta log handling on the driver) is the JVM's CPU minus their sum."""
     stage_step: dict[int, str] = {}
     cpu: dict[str, float] = {}
     for path in sorted(event_log_dir.rglob("events_*")):
@@ -108,7 +110,7 @@ def step_cpu(event_log_dir: Path, prefix: str = "pipeline_") -> dict[str, float]
                 e = json.loads(line)
                 if e.get("Event") == "SparkListenerJobStart":
                     desc = (e.get("Properties") or {}).get("spark.job.description") or ""
-                    if desc.startswith(prefix):
+                    if desc.startswith(prefix) and e.get("Submission Time", 0) >= since_ms:
                         step = desc.split(" ", 2)[1]
                         stage_step.update((sid, step) for sid in e["Stage IDs"])
                 elif e.get("Event") == "SparkListenerTaskEnd" and e["Stage ID"] in stage_step:
@@ -347,6 +349,9 @@ def main() -> None:
     parser.add_argument("--silver-sizes", default="0,5000000,20000000")
     parser.add_argument("--batch", type=int, default=200_000, help="records of the silver-scaling input")
     parser.add_argument(
+        "--warmup", type=int, default=200_000, help="records of the Spark passes' warm-up run (0: measure cold)"
+    )
+    parser.add_argument(
         "--skip", default="", help="phases to skip, comma-separated: peers,quix,throughput,latency,silver"
     )
     parser.add_argument("--log", type=Path, default=Path(tempfile.gettempdir()) / "eventlake-bench-pipeline.log")
@@ -367,9 +372,10 @@ def throughput(spark: Any, home: Path, settings: Settings, n: int, *, peers: dic
     """The serving path alone, then eventlake end to end, with its ratios to the peers and its CPU by step."""
     serving = serving_only(home, settings, n)
     print(_line(serving, peers.get("quix"), "quix" if "quix" in peers else ""), flush=True)
+    since_ms = int(time.time() * 1000)
     mine, _ = end_to_end(spark, settings, n)
     print(_line(mine), flush=True)
-    print(_steps_line(step_cpu(events), mine), flush=True)
+    print(_steps_line(step_cpu(events, since_ms), mine), flush=True)
     for name in ("bare_spark_pass", "fastavro", "bare_consume", "quix"):
         if name in peers:
             print(f"ratio eventlake/{name} {mine.events_per_s / peers[name].events_per_s:.2f}", flush=True)
@@ -384,6 +390,28 @@ def _event_log(home: Path) -> Path:
         " --conf spark.eventLog.compress=false pyspark-shell"
     )
     return events
+
+
+def warm_up(spark: Any, home: Path, source: str, n: int) -> None:
+    """Both Spark passes once on ``n`` records of their own: the measured runs then meet a warm JVM.
+
+    A fresh JVM spends minutes of CPU in its JIT compilers before the code of Spark, Delta and the
+    generated classes runs at speed (measured: 113 s of compiler-thread CPU in a cold eventlake run of
+    1 M records, 44 s in a warm one). A long-running ``eventlake run`` pays that once; the rates
+    below are what it runs at afterwards. The warm-up's own rates (cold JVM) are printed too."""
+    settings = _settings(home, "warm", max_offsets_per_trigger=500_000)
+    settings.topics.sources = (source,)
+    _fill(settings, [source], n, seed=7)
+    live = endpoints(settings)
+    bare = bare_spark_pass(
+        spark, live.kafka_bootstrap, settings.topics.raw(source), home / "warm-bare", live.registry_url, n
+    )
+    mine, _ = end_to_end(spark, settings, n)
+    print(
+        f"warmup (cold JVM, not the figures below) n {n}  bare_spark_pass {bare.events_per_s:.0f} ev/s"
+        f"  eventlake {mine.events_per_s:.0f} ev/s",
+        flush=True,
+    )
 
 
 def run(home: Path, args: argparse.Namespace, skip: set[str]) -> None:
@@ -415,6 +443,8 @@ def run(home: Path, args: argparse.Namespace, skip: set[str]) -> None:
     events = _event_log(home)
     spark = build_spark(settings, "eventlake-bench", s3_endpoint=live.s3_endpoint)
     print(f"spark_startup {time.monotonic() - t:.1f} s (not part of any rate below)", flush=True)
+    if args.warmup and not {"peers", "throughput"} <= skip:
+        warm_up(spark, home, args.source, args.warmup)
     if "peers" not in skip:
         lake = home / "bare-pass"
         peers["bare_spark_pass"] = bare_spark_pass(spark, live.kafka_bootstrap, topic, lake, live.registry_url, args.n)
