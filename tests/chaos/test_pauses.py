@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from eventlake.config import Settings
 from eventlake.services import Stack, endpoints
 from eventlake.services.base import Service
 from eventlake.services.kafka import KafkaService
@@ -55,7 +56,7 @@ def own_kafka(make_settings: MakeSettings) -> Iterator[KafkaService]:
         service.stop()
 
 
-def _pause_mid_stream(spark: Any, settings: Any, service: Service, pause_s: float, *, seed: int) -> None:
+def _pause_mid_stream(spark: Any, settings: Settings, service: Service, pause_s: float, *, seed: int) -> None:
     """Stream, pause ``service`` for ``pause_s`` once records reach silver, resume it, produce for
     ``PRODUCE_AFTER_S`` more, wait until caught up; then every layer must be exact."""
     live = endpoints(settings)
@@ -94,6 +95,7 @@ def test_a_paused_postgres_is_ridden_out_and_every_layer_is_exact(
     make_settings: MakeSettings,
     spark: Any,
     tmp_path: Any,
+    *,
     own_postgres: PostgresService,
     pause_s: float,
 ) -> None:
@@ -110,6 +112,7 @@ def test_a_paused_broker_is_ridden_out_and_every_layer_is_exact(
     make_settings: MakeSettings,
     spark: Any,
     tmp_path: Any,
+    *,
     own_kafka: KafkaService,
     pause_s: float,
 ) -> None:
