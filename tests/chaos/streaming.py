@@ -114,6 +114,14 @@ class Pipeline:
 
         return check
 
+    def settle(self, spark: Any, timeout_s: float = 180) -> float:
+        """Seconds until no query is inside a micro-batch, once every record is through: silver and
+        PostgreSQL gold are written before a batch's Delta gold MERGEs end, and a stop that has to
+        interrupt a batch (after 10 s) leaves Delta gold without the open windows (docs/reliability.md)."""
+        return self.until(
+            lambda: not any(q.status["isTriggerActive"] for q in spark.streams.active), timeout_s, "the last batch"
+        )
+
 
 def stream_settings(stack: Stack, make_settings: MakeSettings, tmp_path: Any, **overrides: Any) -> Settings:
     """:func:`~tests.streaming.test_pipeline.pipeline_settings` of a pipeline of one source (``SOURCE``),

@@ -77,6 +77,7 @@ def _pause_mid_stream(spark: Any, settings: Settings, service: Service, pause_s:
         produced = time.monotonic() - resumed
         pipeline.until(pipeline.caught_up(live, SOURCE, n), 300, "every record through PostgreSQL gold and silver")
         recovery = time.monotonic() - resumed
+        pipeline.settle(spark)
         print(
             f"\nreliability {name}_pause {pause_s:g} s ({len(processes)} processes SIGSTOPped): caught up"
             f" {recovery:.1f} s after SIGCONT ({recovery - produced:.1f} s after the last of {n} records)"
