@@ -1,17 +1,28 @@
-"""A TCP proxy on loopback that tests put in front of a real server to inject network faults.
+"""Faults that tests inject into real servers: a TCP proxy on loopback in front of one, and a
+SIGSTOP pause of its processes.
 
 ``cut()`` drops every open connection (what a server restart does to its clients); ``blackhole()``
 keeps accepting but forwards nothing (a hung network path: clients wait until their own timeouts);
 ``refuse()`` drops every open connection and refuses new ones (the server is down: clients fail
 fast); ``heal()`` forwards again.
+
+:func:`paused` SIGSTOPs a server's process and every process under it, and SIGCONTs them when the
+block ends (however it ends): the kernel still accepts connections into the listen backlog and
+acknowledges every packet, but nothing answers (a frozen VM, a GC or disk stall), so clients see
+hangs where a refused or reset connection would fail at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import select
+import signal
 import socket
 import threading
+import time
+from collections.abc import Iterator
+
+import psutil
 
 
 class TcpProxy:
@@ -103,3 +114,33 @@ class TcpProxy:
         self.cut()
         self.heal()
         self._server.close()
+
+
+@contextlib.contextmanager
+def paused(pid: int) -> Iterator[list[psutil.Process]]:
+    """SIGSTOP process ``pid``, then its descendants (a stopped parent forks no more of them); yields
+    them once every one is stopped; SIGCONT all of them when the block ends."""
+    root = psutil.Process(pid)
+    root.send_signal(signal.SIGSTOP)
+    stopped = [root]
+    try:
+        for child in root.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):  # a child that exited meanwhile needs no pause
+                child.send_signal(signal.SIGSTOP)
+                stopped.append(child)
+        deadline = time.monotonic() + 5
+        while not all(_stopped(p) for p in stopped):
+            assert time.monotonic() < deadline, [(p.pid, p.status()) for p in stopped if not _stopped(p)]
+            time.sleep(0.05)
+        yield stopped
+    finally:
+        for p in stopped:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.send_signal(signal.SIGCONT)
+
+
+def _stopped(p: psutil.Process) -> bool:
+    try:
+        return p.status() == psutil.STATUS_STOPPED
+    except psutil.NoSuchProcess:
+        return True  # gone: nothing left to pause

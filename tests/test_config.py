@@ -35,6 +35,16 @@ def test_nested_env_names_follow_the_contract(monkeypatch: pytest.MonkeyPatch) -
     assert "pw" not in repr(s)  # secrets are masked in reprs
 
 
+def test_spark_settings_for_a_cluster_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENTLAKE_STREAMING_MASTER", "spark://127.0.0.1:7077")
+    monkeypatch.setenv("EVENTLAKE_STREAMING_SPARK_CONF", '{"spark.executor.memory": "768m", "spark.cores.max": "2"}')
+    s = load_settings()
+    assert s.streaming.master == "spark://127.0.0.1:7077"
+    assert s.streaming.spark_conf == {"spark.executor.memory": "768m", "spark.cores.max": "2"}
+    monkeypatch.delenv("EVENTLAKE_STREAMING_SPARK_CONF")
+    assert load_settings().streaming.spark_conf == {}
+
+
 def test_negative_partitions_names_field_and_value(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVENTLAKE_KAFKA_DEFAULT_PARTITIONS", "-3")
     with pytest.raises(ConfigError) as err:

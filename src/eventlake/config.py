@@ -247,6 +247,9 @@ class StreamingSettings(Section):
     #: (a device clock running fast must not move its partition's lateness horizon)
     max_future_skew_s: int = Field(default=60, ge=0)
     master: str = "local[2]"
+    #: more Spark settings, applied last (they win): what a cluster needs, e.g.
+    #: ``{"spark.executor.memory": "2g", "spark.cores.max": "8"}`` (env: JSON)
+    spark_conf: dict[str, str] = Field(default_factory=dict)
     shuffle_partitions: int = Field(default=2, gt=0)
     driver_memory: str = Field(default="2g", pattern=r"^\d+[mMgG]$")
     #: micro-batch interval (a batch that takes longer is followed at once by the next)

@@ -8,16 +8,23 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from deltalake.exceptions import TableNotFoundError
 from prometheus_client import REGISTRY
 
 from eventlake.config import Settings
 from eventlake.endpoints import Endpoints
+from eventlake.registry.client import register_schemas
+from eventlake.services import Stack, endpoints
 from eventlake.sources.produce import ProduceSummary
+from tests.conftest import MakeSettings
 from tests.streaming import recompute
-from tests.streaming.test_pipeline import START, assert_gold_matches, delta_rows
+from tests.streaming.test_pipeline import START, assert_gold_matches, delta_rows, pipeline_settings
 from tests.streams import jobs_running, send
+
+#: the one source a chaos test streams
+SOURCE = "transactions"
 
 
 def restarts(component: str) -> float:
@@ -107,6 +114,32 @@ class Pipeline:
 
         return check
 
+    def settle(self, spark: Any, timeout_s: float = 180) -> float:
+        """Seconds until no query is inside a micro-batch, once every record is through: silver and
+        PostgreSQL gold are written before a batch's Delta gold MERGEs end, and a stop that has to
+        interrupt a batch (after 10 s) leaves Delta gold without the open windows (docs/reliability.md)."""
+        return self.until(
+            lambda: not any(q.status["isTriggerActive"] for q in spark.streams.active), timeout_s, "the last batch"
+        )
+
+
+def stream_settings(stack: Stack, make_settings: MakeSettings, tmp_path: Any, **overrides: Any) -> Settings:
+    """:func:`~tests.streaming.test_pipeline.pipeline_settings` of a pipeline of one source (``SOURCE``),
+    with ``overrides`` (``kafka=...``, ``postgres=...``), and the source's subjects registered."""
+    settings = pipeline_settings(
+        stack,
+        make_settings,
+        tmp_path,
+        # No cap on a batch's records: a micro-batch takes 15-30 s on a loaded 2-core machine whatever its
+        # size, so 1,000 per trigger would never catch up with 100 records/s.
+        streaming={"trigger_s": 1.0, "restart_backoff_max_s": 4.0},
+        **overrides,
+    )
+    settings.topics.sources = (SOURCE,)
+    # As `eventlake topics create` does: the pipeline refuses to start on subjects that do not exist.
+    register_schemas(settings, endpoints(settings).registry_url)
+    return settings
+
 
 @contextmanager
 def streaming(settings: Settings, live: Endpoints) -> Iterator[Pipeline]:
@@ -114,3 +147,18 @@ def streaming(settings: Settings, live: Endpoints) -> Iterator[Pipeline]:
     ``assert not pipeline.failure``."""
     with jobs_running(settings, live) as failure:
         yield Pipeline(settings, failure)
+
+
+def produce_once_running(spark: Any, pipeline: Pipeline, *, seed: int) -> Producing:
+    """An endless producer (100 records/s) of the pipeline's one source, started once its query runs
+    (Spark takes 30-90 s to start here: records produced before would only be a backlog), returned once
+    the first reach silver."""
+    settings = pipeline.settings
+    (source,) = settings.topics.sources
+    name = f"pipeline_{source}"
+    pipeline.until(lambda: any(q.name == name for q in spark.streams.active), 240, f"query {name} to start")
+    producing = start_producing(settings, endpoints(settings), source, None, rate=100, seed=seed)
+    started = time.monotonic()
+    pipeline.until(lambda: len(delta_rows(settings, "silver", source)) > 0, 240, "the first silver rows")
+    print(f"\nfirst silver rows {time.monotonic() - started:.1f} s after the producer started")
+    return producing

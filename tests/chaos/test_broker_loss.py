@@ -21,17 +21,14 @@ from confluent_kafka.admin import ConfigResource
 
 from eventlake.config import Settings, TopicSettings
 from eventlake.kafka.admin import admin_client
-from eventlake.registry.client import register_schemas
 from eventlake.services import Stack, endpoints
 from eventlake.services.kafka import KafkaCluster, KafkaService
 from eventlake.services.process import wait_until
-from tests.chaos.streaming import Pipeline, Producing, restarts, start_producing, streaming
+from tests.chaos.streaming import SOURCE, produce_once_running, restarts, stream_settings, streaming
 from tests.conftest import MakeSettings
 from tests.streaming.exact import assert_layers_exact
-from tests.streaming.test_pipeline import delta_rows, pipeline_settings
 
 pytestmark = pytest.mark.e2e
-SOURCE = "transactions"
 #: what the cluster keeps writable with one broker gone
 REPLICAS, MIN_ISR = 3, 2
 #: how long the producer goes on after the fault (records sent to new leaders, or buffered meanwhile)
@@ -72,32 +69,8 @@ def _broker_config(bootstrap: str, node_id: int) -> dict[str, str]:
 
 
 def _stream_settings(stack: Stack, make_settings: MakeSettings, tmp_path: Any, **kafka: Any) -> Settings:
-    settings = pipeline_settings(
-        stack,
-        make_settings,
-        tmp_path,
-        kafka=kafka,
-        topics=_replicated_topics() if kafka.get("replication_factor", 1) > 1 else {},
-        # No cap on a batch's records: a micro-batch takes 15-30 s on a loaded 2-core machine whatever its
-        # size, so 1,000 per trigger would never catch up with 100 records/s.
-        streaming={"trigger_s": 1.0, "restart_backoff_max_s": 4.0},
-    )
-    settings.topics.sources = (SOURCE,)
-    # As `eventlake topics create` does: the pipeline refuses to start on subjects that do not exist.
-    register_schemas(settings, endpoints(settings).registry_url)
-    return settings
-
-
-def _produce_once_running(spark: Any, pipeline: Pipeline, *, seed: int) -> Producing:
-    """An endless producer (100 records/s), started once the query runs (Spark takes 30-90 s to start
-    here: records produced before would only be a backlog), returned once the first reach silver."""
-    settings, name = pipeline.settings, f"pipeline_{SOURCE}"
-    pipeline.until(lambda: any(q.name == name for q in spark.streams.active), 240, f"query {name} to start")
-    producing = start_producing(settings, endpoints(settings), SOURCE, None, rate=100, seed=seed)
-    started = time.monotonic()
-    pipeline.until(lambda: len(delta_rows(settings, "silver", SOURCE)) > 0, 240, "the first silver rows")
-    print(f"\nfirst silver rows {time.monotonic() - started:.1f} s after the producer started")
-    return producing
+    topics = _replicated_topics() if kafka.get("replication_factor", 1) > 1 else {}
+    return stream_settings(stack, make_settings, tmp_path, kafka=kafka, topics=topics)
 
 
 @pytest.mark.chaos  # ~4-5 min with the cluster's start; tests/services/test_kafka_cluster.py is the make-test part
@@ -120,7 +93,7 @@ def test_a_broker_killed_mid_stream_loses_and_duplicates_nothing(
 
     restarts_before = restarts(f"pipeline_{SOURCE}")
     with streaming(settings, live) as pipeline:
-        producing = _produce_once_running(spark, pipeline, seed=41)
+        producing = produce_once_running(spark, pipeline, seed=41)
         leaders = [leader for leader, _ in before.values()]
         victim_id = max(sorted(set(leaders)), key=leaders.count)
         victim = cluster.node(victim_id)
@@ -180,7 +153,7 @@ def test_the_only_broker_stopped_mid_stream_is_ridden_out(
         live = endpoints(settings)
         restarts_before = restarts(f"pipeline_{SOURCE}")
         with streaming(settings, live) as pipeline:
-            producing = _produce_once_running(spark, pipeline, seed=43)
+            producing = produce_once_running(spark, pipeline, seed=43)
             assert producing.thread.is_alive(), producing.failure
             kafka.stop()
             time.sleep(outage_s)

@@ -146,7 +146,7 @@ def prune_bookkeeping(url: str, settings: Settings, now: dt.datetime | None = No
     """Delete bookkeeping rows older than ``batch.bookkeeping_retention_days`` (one transaction)."""
     cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=settings.batch.bookkeeping_retention_days)
     out = []
-    with pg.connect(url) as conn, conn.transaction():
+    with pg.connect(url, answer_timeout_s=pg.BATCH_ANSWER_TIMEOUT_S) as conn, conn.transaction():
         existing = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
         for name, statement in PRUNE:
             if name in existing:

@@ -150,7 +150,7 @@ class Report:
 def build_report(spark: SparkSession, settings: Settings, postgres_url: str, day: dt.date) -> Report:
     """Gather the figures of ``day``."""
     lo, hi = Days.one(day).start, Days.one(day).end
-    with pg.connect(postgres_url) as conn:
+    with pg.connect(postgres_url, answer_timeout_s=pg.BATCH_ANSWER_TIMEOUT_S) as conn:
         rules = [
             RuleRate(s, r, int(c), int(f))
             for s, r, c, f in conn.execute(
@@ -209,7 +209,7 @@ def _source_day(spark: SparkSession, settings: Settings, source: str, day: dt.da
 
 def store_report(url: str, report: Report) -> None:
     """Keep the report (a rerun of the day replaces it; whether it was sent stays recorded)."""
-    with pg.connect(url) as conn:
+    with pg.connect(url, answer_timeout_s=pg.BATCH_ANSWER_TIMEOUT_S) as conn:
         conn.execute(DDL)
         conn.execute(
             "INSERT INTO dq_reports (day, summary, html) VALUES (%s, %s, %s)"
@@ -231,7 +231,7 @@ def send_report(
     """Send the stored report through every alert channel, once per day (``resend``: again).
     Returns the channels it went to (empty: it had been sent before). A channel that fails raises,
     and the report stays unsent, so a retry sends it."""
-    with pg.connect(url) as conn:
+    with pg.connect(url, answer_timeout_s=pg.BATCH_ANSWER_TIMEOUT_S) as conn:
         row = conn.execute("SELECT sent_at FROM dq_reports WHERE day = %s", (report.day,)).fetchone()
         if row is None:
             raise ValueError(f"no stored report for {report.day}: store it first")
@@ -257,7 +257,7 @@ def send_report(
     finally:
         for sender in senders.values():
             sender.close()
-    with pg.connect(url) as conn:
+    with pg.connect(url, answer_timeout_s=pg.BATCH_ANSWER_TIMEOUT_S) as conn:
         conn.execute("UPDATE dq_reports SET sent_at = now() WHERE day = %s", (report.day,))
     log.info("report sent", extra={"day": str(report.day), "channels": names})
     return names

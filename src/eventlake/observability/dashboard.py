@@ -361,8 +361,8 @@ APPLICATION_NAME = "eventlake-dashboard"
 
 def dashboard_pool(settings: Settings, postgres_url: str) -> ConnectionPool:
     """The dashboard's PostgreSQL connections: at most ``dashboard.pool_size``, each bounded like
-    :func:`eventlake.pg.connect` (connect timeout, keepalives), checked on checkout so a PostgreSQL
-    restart costs one failed check, not a failed page. Opened in the background: the app starts
+    :func:`eventlake.pg.connect` (connect timeout, keepalives, answer timeout), checked on checkout so
+    a PostgreSQL restart costs one failed check, not a failed page. Opened in the background: the app starts
     (and reports not ready) while PostgreSQL is down."""
     cfg = settings.dashboard
     return ConnectionPool(
@@ -372,6 +372,7 @@ def dashboard_pool(settings: Settings, postgres_url: str) -> ConnectionPool:
         timeout=cfg.pool_timeout_s,
         kwargs={"connect_timeout": max(1, round(cfg.pool_timeout_s)), "application_name": APPLICATION_NAME}
         | pg.KEEPALIVES,
+        connection_class=pg.BoundedConnection,
         check=ConnectionPool.check_connection,
         name="dashboard",
         open=True,

@@ -1,7 +1,8 @@
 """The SparkSession every job uses: Maven-fetched extension jars, Delta, small-machine defaults.
 
 A real cluster works by config alone (``EVENTLAKE_STREAMING_MASTER=spark://...`` or
-``k8s://...``); the jars are shipped with ``spark.jars``.
+``k8s://...``, and ``streaming.spark_conf`` for its executors' sizes); the jars are shipped with
+``spark.jars``. Tested on a standalone cluster on loopback (``tests/chaos/test_spark_cluster.py``).
 """
 
 from __future__ import annotations
@@ -153,6 +154,8 @@ def build_spark(settings: Settings, app_name: str = "eventlake", *, s3_endpoint:
                 "spark.hadoop.fs.s3a.secret.key", credentials[1]
             )
         builder = builder.config("spark.hadoop.fs.s3a.endpoint.region", s3.region)
+    for key, value in cfg.spark_conf.items():
+        builder = builder.config(key, value)
     spark = builder.getOrCreate()
     if settings.streaming.jvm_nice:
         lower_priority(_jvm_pid(spark), settings.streaming.jvm_nice)
