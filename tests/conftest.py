@@ -16,6 +16,7 @@ import pytest
 
 from eventlake.config import Settings, load_settings
 from eventlake.services import Endpoints, Stack, endpoints
+from eventlake.services.postgres import PostgresService
 from tests.minio import MINIO_BIN, wait_for_minio
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,3 +131,14 @@ def lake(
 
     with small_lake(stack, make_settings, spark, tmp_path_factory.mktemp("lake")) as lake:
         yield lake
+
+
+@pytest.fixture
+def own_postgres(make_settings: MakeSettings) -> Iterator[PostgresService]:
+    """A PostgreSQL server of the test's own, apart from the session stack's (a test may pause it)."""
+    service = PostgresService(make_settings("pgpause"))
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()

@@ -4,7 +4,6 @@ seconds (through a loopback proxy that blackholes the real server, and a real se
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import psycopg
@@ -13,7 +12,6 @@ import pytest
 from eventlake import pg
 from eventlake.services.postgres import PostgresService
 from eventlake.streaming.state import begin_batch
-from tests.conftest import MakeSettings
 from tests.faults import TcpProxy, paused
 
 
@@ -33,17 +31,6 @@ def test_a_blackholed_server_fails_connects_within_the_timeout(postgres_url: str
             assert time.monotonic() - started < pg.CONNECT_TIMEOUT_S + 5
     finally:
         proxy.close()
-
-
-@pytest.fixture
-def own_postgres(make_settings: MakeSettings) -> Iterator[PostgresService]:
-    """A PostgreSQL server of this test's own (it gets paused)."""
-    service = PostgresService(make_settings("pgpause"))
-    service.start()
-    try:
-        yield service
-    finally:
-        service.stop()
 
 
 def test_a_paused_server_fails_statements_and_connects_within_their_bounds(own_postgres: PostgresService) -> None:

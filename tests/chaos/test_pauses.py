@@ -37,16 +37,6 @@ PAUSES = [15.0, 60.0]
 
 
 @pytest.fixture
-def own_postgres(make_settings: MakeSettings) -> Iterator[PostgresService]:
-    service = PostgresService(make_settings("pgpause"))
-    service.start()
-    try:
-        yield service
-    finally:
-        service.stop()
-
-
-@pytest.fixture
 def own_kafka(make_settings: MakeSettings) -> Iterator[KafkaService]:
     service = KafkaService(make_settings("kpause", kafka={"heap": HEAP}))
     service.start()
