@@ -80,20 +80,23 @@ def assert_gold_matches(
     table: str | None = None,
     *,
     delta: bool = True,
+    postgres: bool = True,
 ) -> None:
-    """PostgreSQL gold (and, ``delta``, Delta gold) equal ``expected``: {(window_start, *keys): aggregates}."""
+    """PostgreSQL gold (``postgres``) and Delta gold (``delta``) equal ``expected``:
+    {(window_start, *keys): aggregates}."""
     spec = next(
         s for s in (*SPECS_BY_SOURCE[source], *ROLLUP_SPECS) if s.source == source and s.table == (table or s.table)
     )
     keys = ", ".join(spec.key_columns)
     aggs = ", ".join(a for a, _, _ in spec.aggs)
-    url = endpoints(settings).postgres_url
-    with psycopg.connect(url) as conn:
-        pg = {
-            tuple(r[: len(spec.key_columns)]): tuple(r[len(spec.key_columns) :])
-            for r in conn.execute(f"SELECT {keys}, {aggs} FROM {spec.table}").fetchall()
-        }
-    layers = [("postgres", pg)]
+    layers = []
+    if postgres:
+        with psycopg.connect(endpoints(settings).postgres_url) as conn:
+            pg = {
+                tuple(r[: len(spec.key_columns)]): tuple(r[len(spec.key_columns) :])
+                for r in conn.execute(f"SELECT {keys}, {aggs} FROM {spec.table}").fetchall()
+            }
+        layers.append(("postgres", pg))
     if delta:
         lake = delta_rows(settings, "gold", spec.table)
         layers.append(

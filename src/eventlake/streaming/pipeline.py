@@ -64,6 +64,7 @@ from eventlake.streaming.state import (
     pending_reset,
     run_base,
     save_watermarks,
+    settled_newest,
 )
 from eventlake.streaming.tables import BRONZE_COLUMNS
 from eventlake.streaming.windows import OpenWindows, hold, release
@@ -127,6 +128,7 @@ class OnePass:
         self._query_id: str | None = None
         self._bound = threading.Event()
         self.base: int | None = None  # batch key = base + Spark's batch id (streaming.state)
+        self._newest: dt.datetime | None = None  # newest valid event time after the last good batch
 
     def bind(self, query_id: str) -> None:
         """The started query's id (its checkpoint's identity): batches wait for it."""
@@ -242,13 +244,18 @@ class OnePass:
                 for f in side:
                     f.result()  # the batch is done when every write is; a failed write fails the batch
             if newest is not None:
-                self.windows.evict(newest - self.keep)
+                self._settle(newest)
             self._count(stats, inserted, quarantined)
         finally:
             if unique is not None:
                 unique.unpersist()
             release(late)
             release(checked)
+
+    def _settle(self, newest: dt.datetime) -> None:
+        """The batch is done: drop the rows no window can need any more; ``flush`` starts from here."""
+        self.windows.evict(newest - self.keep)
+        self._newest = newest
 
     def _checked(self, batch: DataFrame) -> tuple[DataFrame, str]:
         """The batch decoded and judged by every rule but lateness (held: release it), and the reader
@@ -323,14 +330,31 @@ class OnePass:
         return out
 
     def flush(self) -> None:
-        """MERGE every open window into Delta gold (at a graceful stop or the end of ``--until-idle``):
-        Delta then equals PostgreSQL. Idempotent; the windows are merged again when they close."""
-        if not self.gold or not self.windows.loaded:
+        """MERGE every open window (its end after the lateness horizon) into Delta gold, at a graceful
+        stop or the end of ``--until-idle``: Delta gold then holds every window of silver. Idempotent;
+        the windows are merged again when they close.
+
+        A batch that failed, or that the stop interrupted, dropped the state with it: the open windows
+        are then read back from silver, up to the horizon of the last batch known to have completed
+        (windows that closed in the interrupted batch are merged again too: same values)."""
+        if not self.gold:
             return
+        newest = self._newest
+        if not self.windows.loaded:
+            newest = pg.retrying(
+                lambda: settled_newest(self.live.postgres_url, self.name), what=f"{self.name} flush horizon"
+            )
+            if newest is None:
+                return  # no batch completed: nothing in silver
+            self.windows.ensure(self._silver_version(), newest - self.keep)
+        if newest is None:
+            return
+        horizon = newest - self._lateness
         for spec, delta in zip(self.specs, self.gold_delta, strict=True):
-            rows = self.windows.rows(self.windows.floor or dt.datetime.min.replace(tzinfo=dt.UTC))
+            # Rows from the oldest open window's start: the state's older rows may cut a closed window.
+            rows = self.windows.rows(horizon - dt.timedelta(minutes=spec.window_minutes))
             if rows is not None:
-                delta.write(aggregate(rows, spec), -1)
+                delta.write(aggregate(rows, spec).where(F.col("window_end") > F.lit(horizon)), -1)
 
     def _detect(self) -> None:
         with pg.connect(self.live.postgres_url) as conn:

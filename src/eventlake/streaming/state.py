@@ -149,6 +149,19 @@ def prior_maxima(conn: psycopg.Connection[Any], query: str, batch_id: int) -> di
     return {int(p): t for p, t in rows}
 
 
+def settled_newest(url: str, query: str) -> dt.datetime | None:
+    """Newest valid event time over the batches of ``query`` before the last one begun: those all
+    completed (micro-batches run one after another), the last may have been interrupted after it
+    saved its watermarks and before its writes committed."""
+    with pg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT max(max_event_time) FROM eventlake_stream_watermarks WHERE query = %s"
+            " AND batch_id < (SELECT max(batch_id) FROM eventlake_stream_batches WHERE query = %s)",
+            (query, query),
+        ).fetchone()
+    return row[0] if row is not None else None
+
+
 def save_watermarks(url: str, query: str, batch_id: int, maxima: Iterable[tuple[int, dt.datetime]]) -> None:
     with pg.connect(url) as conn:
         conn.cursor().executemany(
