@@ -4,6 +4,7 @@ independent recompute from the raw topics."""
 from __future__ import annotations
 
 import math
+import threading
 import uuid
 from typing import Any
 
@@ -14,14 +15,18 @@ from deltalake import DeltaTable
 from eventlake.config import Settings
 from eventlake.kafka.admin import admin_client, provision_topics
 from eventlake.lake import s3_credentials
+from eventlake.quality.anomaly import detect
+from eventlake.quality.rules import load_quality
 from eventlake.services import Stack, endpoints
 from eventlake.services.process import wait_until
+from eventlake.serving.runner import ServingProcess
 from eventlake.streaming.gold import SPECS_BY_SOURCE
-from eventlake.streaming.jobs import start_jobs
+from eventlake.streaming.jobs import JOBS, start_jobs
 from eventlake.streaming.progress import ProgressRecorder, QueryProgress
 from eventlake.streaming.silver import SilverCounts
 from eventlake.streaming.specs import ROLLUP_SPECS
 from tests.conftest import MakeSettings
+from tests.faults import paused
 from tests.streaming import recompute
 from tests.streams import send
 
@@ -180,6 +185,48 @@ def test_seeded_pipeline_with_faults_equals_independent_recompute(
         assert_gold_matches(settings, source, recompute.gold(source, raw.records))
     with psycopg.connect(live.postgres_url) as conn:
         assert conn.execute("SELECT count(*) FROM eventlake_stream_commits").fetchone() == before
+
+
+def test_until_idle_the_detectors_score_postgres_gold_once_it_is_complete(
+    stack: Stack, make_settings: MakeSettings, spark: Any, tmp_path: Any
+) -> None:
+    """Until idle, the serving path (PostgreSQL gold) runs beside the Spark pass, so the pass's anomaly
+    detectors run once both are done: what they stored equals a fresh scoring of the final tables.
+    The serving process is paused until the pass has ended (a lagging serving path): detectors that
+    ran after each batch, as they do in a live run, would have scored an empty PostgreSQL gold."""
+    settings = pipeline_settings(stack, make_settings, tmp_path, streaming={"allowed_lateness_s": 5})
+    settings.topics.sources = ("transactions",)
+    live = endpoints(settings)
+    assert send(settings, live, ["transactions"], 3000, seed=31, start_ms=START).delivered == 3000
+    serving = ServingProcess(settings, live, until_idle=True).start()
+    pass_ran = threading.Event()
+
+    def lag_until_the_pass_ends() -> None:
+        with paused(serving.process.pid or 0):
+            assert wait_until(lambda: bool(spark.streams.active), 300)
+            pass_ran.set()
+            wait_until(lambda: not spark.streams.active, 600)
+
+    lagging = threading.Thread(target=lag_until_the_pass_ends, daemon=True)
+    lagging.start()
+    start_jobs(spark, settings, live, list(JOBS), until_idle=True, serving=serving)
+    lagging.join(5)
+    assert pass_ran.is_set() and not lagging.is_alive()
+
+    detectors = [d for d in load_quality(settings).detectors if d.table.startswith("gold_transactions")]
+    assert detectors
+    stored = "SELECT detector, window_start, series_key, value, score FROM anomalies ORDER BY 1, 2, 3"
+    with psycopg.connect(live.postgres_url) as conn:
+        cursors = conn.execute("SELECT detector, scored_until FROM anomaly_cursors ORDER BY 1").fetchall()
+        found = conn.execute(stored).fetchall()
+        with conn.transaction(force_rollback=True):
+            conn.execute("DELETE FROM anomalies")
+            conn.execute("DELETE FROM anomaly_cursors")
+            for d in detectors:
+                detect(conn, d, "transactions", settings.streaming.allowed_lateness_s)
+            assert conn.execute("SELECT detector, scored_until FROM anomaly_cursors ORDER BY 1").fetchall() == cursors
+            assert conn.execute(stored).fetchall() == found
+    assert {name for name, _ in cursors} == {d.name for d in detectors}, "every detector scored"
 
 
 def Counter_of(items: list[str]) -> dict[str, int]:

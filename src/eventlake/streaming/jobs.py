@@ -22,7 +22,7 @@ from eventlake.quality.checks import require_java_regexes
 from eventlake.quality.rules import load_quality
 from eventlake.quality.store import ensure_quality_tables
 from eventlake.serving.offsets import ensure_offsets_table
-from eventlake.serving.runner import ServingProcess, run_until_idle
+from eventlake.serving.runner import ServingProcess
 from eventlake.sources.produce import produce
 from eventlake.stopping import stop_on_signals
 from eventlake.streaming.lock import LakeLock
@@ -71,6 +71,9 @@ def start_jobs(
     started: list[tuple[StreamingQuery, OnePass]] = []
     if serving is None and "gold" in jobs:  # ``serving``: already started by the caller
         serving = _start_serving(settings, live, until_idle=until_idle)
+    # Until idle, the serving path runs beside the passes: PostgreSQL gold is complete only when it
+    # is done, so the anomaly detectors (which read it) run once, then, instead of after each batch.
+    detect_at_end = until_idle and serving is not None
 
     def start(source: str) -> tuple[StreamingQuery, OnePass]:
         return start_pass(
@@ -83,13 +86,14 @@ def start_jobs(
             counts=counts.setdefault(source, SilverCounts()),
             rules=quality.source(source),
             detectors=quality.detectors,
+            detect_each_batch=not detect_at_end,
         )
 
     try:
         for source in settings.topics.sources:
             started.append(start(source))
         if until_idle:
-            _await_all([q for q, _ in started], poll)
+            _await_all(started, poll, serving)
     except BaseException:
         for q, _ in started:
             if q.isActive:
@@ -102,6 +106,8 @@ def start_jobs(
             for _, process in started:
                 process.flush()
                 process.close()
+    if until_idle:
+        serving = None  # it ended with the passes
     restart_serving = (lambda: ServingProcess(settings, live).start()) if serving is not None else None
     return Jobs(started, serving, restart_pass=start, restart_serving=restart_serving, policy=restart_policy(settings))
 
@@ -113,24 +119,29 @@ def restart_policy(settings: Settings) -> RestartPolicy:
     )
 
 
-def _await_all(queries: list[StreamingQuery], poll: Callable[[], None] | None) -> None:
-    for q in queries:
+def _await_all(
+    started: list[tuple[StreamingQuery, OnePass]], poll: Callable[[], None] | None, serving: ServingProcess | None
+) -> None:
+    """Wait for every query to end, then for the ``serving`` process beside them, then run the
+    passes' anomaly detectors on the now complete PostgreSQL gold."""
+    for q, _ in started:
         while not q.awaitTermination(1):
             if poll is not None:
                 poll()
         if q.exception() is not None:
             raise query_failed(q)
+    if serving is not None:
+        serving.finish(poll)
+        for _, process in started:
+            process.detect()
 
 
 def _start_serving(settings: Settings, live: Endpoints, *, until_idle: bool) -> ServingProcess | None:
-    """The serving path (PostgreSQL gold), if on: run to completion here (``until_idle``: first, so
-    that PostgreSQL gold is complete when the passes' anomaly detectors read it), else its process."""
+    """The serving path (PostgreSQL gold) in its process, if on; ``until_idle``: one that exits when
+    it has applied what the raw topics hold (it runs beside the Spark passes: two cores busy)."""
     if not settings.serving.enabled:
         return None
-    if until_idle:
-        run_until_idle(settings, live)
-        return None
-    return ServingProcess(settings, live).start()
+    return ServingProcess(settings, live, until_idle=until_idle).start()
 
 
 class Jobs(list[StreamingQuery]):
@@ -266,9 +277,8 @@ def _run(
     # Before Spark (15-40 s to a session and the lake tables), once: a PostgreSQL problem shows at
     # once, and (not until idle) PostgreSQL gold moves from the start.
     _ensure_postgres(settings, live.postgres_url)
-    serving = None
-    if not until_idle and "gold" in jobs:
-        serving = _start_serving(settings, live, until_idle=False)
+    # Started before Spark, which takes 15-40 s to a session: PostgreSQL gold moves from the start.
+    serving = _start_serving(settings, live, until_idle=until_idle) if "gold" in jobs else None
     feeding = threading.Event()
     producer = feed.start(settings, live, feeding) if feed is not None else None  # the demo's data, from now
     try:

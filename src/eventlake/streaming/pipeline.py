@@ -93,6 +93,7 @@ class OnePass:
         counts: sv.SilverCounts,
         rules: SourceRules,
         detectors: tuple[Detector, ...] = (),
+        detect_each_batch: bool = True,
     ) -> None:
         self.spark, self.settings, self.source, self.live = spark, settings, source, live
         self.name = query_name(source)
@@ -104,6 +105,7 @@ class OnePass:
         self.counts, self.rules = counts, rules
         self.specs = SPECS_BY_SOURCE[source]
         self.detectors = tuple(d for d in detectors if d.table in {s.table for s in self.specs})
+        self.detect_each_batch = detect_each_batch  # else the caller calls ``detect`` (PostgreSQL gold complete)
         self.schemas = SchemaCache(live.registry_url, f"{settings.topics.raw(source)}-value")
         self.silver_path = table(settings, "silver", source)
         self.sinks_bronze = DeltaAppend(table(settings, "bronze", source), f"{self.name}_bronze", f"bronze/{source}")
@@ -238,8 +240,8 @@ class OnePass:
             facts = stats.facts(self.rules, optional, prior=prior, ids=stats.schema_ids(), dupes=stats.valid - inserted)
             with self._phase("quality"):
                 self._record_quality(batch_id, facts, side)
-                if self.gold and self.detectors:
-                    self._detect()
+                if self.detect_each_batch:
+                    self.detect()
             with self._phase("wait_writes"):
                 for f in side:
                     f.result()  # the batch is done when every write is; a failed write fails the batch
@@ -356,7 +358,10 @@ class OnePass:
             if rows is not None:
                 delta.write(aggregate(rows, spec).where(F.col("window_end") > F.lit(horizon)), -1)
 
-    def _detect(self) -> None:
+    def detect(self) -> None:
+        """Score the windows of PostgreSQL gold that closed since the last call (anomaly detectors)."""
+        if not self.gold:
+            return
         with pg.connect(self.live.postgres_url) as conn:
             for d in self.detectors:
                 found = detect(conn, d, self.source, self.settings.streaming.allowed_lateness_s)
@@ -446,6 +451,7 @@ def start_pass(
     counts: sv.SilverCounts,
     rules: SourceRules,
     detectors: tuple[Detector, ...] = (),
+    detect_each_batch: bool = True,
 ) -> tuple[StreamingQuery, OnePass]:
     """Start the one-pass query of ``source``; returns it with its batch function (close it after the query)."""
     name = query_name(source)
@@ -458,7 +464,17 @@ def start_pass(
         else:
             starting = reset
             log.info("starting a reset query", extra={"query": name, "starting_offsets": reset})
-    process = OnePass(spark, settings, source, live, layers=layers, counts=counts, rules=rules, detectors=detectors)
+    process = OnePass(
+        spark,
+        settings,
+        source,
+        live,
+        layers=layers,
+        counts=counts,
+        rules=rules,
+        detectors=detectors,
+        detect_each_batch=detect_each_batch,
+    )
     writer = (
         kafka_stream(spark, settings, source, live.kafka_bootstrap, starting)
         .writeStream.queryName(name)
