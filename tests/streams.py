@@ -3,6 +3,8 @@ running in a thread while a test looks at it."""
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -10,6 +12,25 @@ from contextlib import contextmanager
 from eventlake.config import Settings
 from eventlake.endpoints import Endpoints
 from eventlake.sources.produce import ProduceSummary, produce
+
+
+def stream_env(settings: Settings, live: Endpoints, sources: Sequence[str], **extra: str) -> dict[str, str]:
+    """The environment of an ``eventlake`` subprocess working on ``settings``' home, lake, checkpoints,
+    topics and database, for ``sources``; ``extra``: more settings by variable name without the
+    ``EVENTLAKE_`` prefix (``STREAMING_TRIGGER_S="1"``)."""
+    return {
+        **os.environ,
+        "EVENTLAKE_HOME": str(settings.home),
+        "EVENTLAKE_S3_LOCAL": "true",
+        "EVENTLAKE_POSTGRES_URL": live.postgres_url,
+        "EVENTLAKE_LAKE_URI": settings.lake_uri,
+        "EVENTLAKE_STREAMING_CHECKPOINT_DIR": str(settings.streaming.checkpoint_dir),
+        "EVENTLAKE_TOPICS_RAW_PREFIX": settings.topics.raw_prefix,
+        "EVENTLAKE_TOPICS_DLQ_PREFIX": settings.topics.dlq_prefix,
+        "EVENTLAKE_TOPICS_ALERTS": settings.topics.alerts,
+        "EVENTLAKE_TOPICS_SOURCES": json.dumps(list(sources)),
+        **{f"EVENTLAKE_{name}": value for name, value in extra.items()},
+    }
 
 
 def send(

@@ -25,6 +25,7 @@ import pytest
 from eventlake.jvm import find_java
 from eventlake.services import Stack, endpoints
 from eventlake.services.process import wait_until
+from tests import streams
 from tests.chaos.streaming import SOURCE, Pipeline, start_producing, stream_settings
 from tests.conftest import MakeSettings
 from tests.sparkcluster import SparkCluster
@@ -63,22 +64,15 @@ def test_a_worker_killed_mid_stream_on_a_standalone_cluster_loses_and_duplicates
 ) -> None:
     settings = stream_settings(stack, make_settings, tmp_path)
     live = endpoints(settings)
-    env = {
-        **os.environ,
-        "EVENTLAKE_HOME": str(settings.home),
-        "EVENTLAKE_S3_LOCAL": "true",
-        "EVENTLAKE_POSTGRES_URL": live.postgres_url,
-        "EVENTLAKE_LAKE_URI": settings.lake_uri,
-        "EVENTLAKE_STREAMING_CHECKPOINT_DIR": str(settings.streaming.checkpoint_dir),
-        "EVENTLAKE_STREAMING_TRIGGER_S": "1",
-        "EVENTLAKE_STREAMING_RESTART_BACKOFF_MAX_S": "4",
-        "EVENTLAKE_STREAMING_MASTER": cluster.url,
-        "EVENTLAKE_STREAMING_SPARK_CONF": json.dumps({"spark.executor.memory": f"{EXECUTOR_MEMORY_MB}m"}),
-        "EVENTLAKE_TOPICS_RAW_PREFIX": settings.topics.raw_prefix,
-        "EVENTLAKE_TOPICS_DLQ_PREFIX": settings.topics.dlq_prefix,
-        "EVENTLAKE_TOPICS_ALERTS": settings.topics.alerts,
-        "EVENTLAKE_TOPICS_SOURCES": json.dumps([SOURCE]),
-    }
+    env = streams.stream_env(
+        settings,
+        live,
+        [SOURCE],
+        STREAMING_TRIGGER_S="1",
+        STREAMING_RESTART_BACKOFF_MAX_S="4",
+        STREAMING_MASTER=cluster.url,
+        STREAMING_SPARK_CONF=json.dumps({"spark.executor.memory": f"{EXECUTOR_MEMORY_MB}m"}),
+    )
     log = tmp_path / "stream.log"
     pipeline = Pipeline(settings)
     with open(log, "wb") as out:

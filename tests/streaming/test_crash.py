@@ -3,7 +3,6 @@ restart it each time, then compare every gold row with an independent recompute.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from eventlake.services import Stack, endpoints
+from tests import streams
 from tests.conftest import MakeSettings
 from tests.streaming.exact import assert_layers_exact
 from tests.streaming.test_pipeline import START, pipeline_settings
@@ -32,20 +32,7 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(
     settings = pipeline_settings(stack, make_settings, tmp_path)
     live = endpoints(settings)
     source = "transactions"
-    env = {
-        **os.environ,
-        "EVENTLAKE_HOME": str(settings.home),
-        "EVENTLAKE_S3_LOCAL": "true",
-        "EVENTLAKE_POSTGRES_URL": live.postgres_url,
-        "EVENTLAKE_LAKE_URI": settings.lake_uri,
-        "EVENTLAKE_STREAMING_CHECKPOINT_DIR": str(settings.streaming.checkpoint_dir),
-        "EVENTLAKE_STREAMING_TRIGGER_S": "1",
-        "EVENTLAKE_STREAMING_MAX_OFFSETS_PER_TRIGGER": "700",
-        "EVENTLAKE_TOPICS_RAW_PREFIX": settings.topics.raw_prefix,
-        "EVENTLAKE_TOPICS_DLQ_PREFIX": settings.topics.dlq_prefix,
-        "EVENTLAKE_TOPICS_ALERTS": settings.topics.alerts,
-        "EVENTLAKE_TOPICS_SOURCES": json.dumps([source]),
-    }
+    env = streams.stream_env(settings, live, [source], STREAMING_TRIGGER_S="1", STREAMING_MAX_OFFSETS_PER_TRIGGER="700")
     n = 9000
     producer = threading.Thread(
         target=send,

@@ -4,8 +4,6 @@ and its batch ids, starting at 0 again, were taken for replays: their writes wer
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,15 +38,7 @@ def test_a_reset_checkpoint_goes_on_where_it_was_and_every_layer_stays_exact(
 
     send(1500, 11, START)
     start_jobs(spark, settings, live, list(JOBS), until_idle=True)
-    env = {
-        **os.environ,
-        "EVENTLAKE_HOME": str(settings.home),
-        "EVENTLAKE_S3_LOCAL": "true",
-        "EVENTLAKE_POSTGRES_URL": live.postgres_url,
-        "EVENTLAKE_LAKE_URI": settings.lake_uri,
-        "EVENTLAKE_STREAMING_CHECKPOINT_DIR": str(settings.streaming.checkpoint_dir),
-        "EVENTLAKE_TOPICS_SOURCES": json.dumps([SOURCE]),
-    }
+    env = streams.stream_env(settings, live, [SOURCE])
     reset = [EVENTLAKE, "checkpoints", "reset", "--source", SOURCE]
     refused = subprocess.run(reset, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert refused.returncode == 1 and refused.stderr.strip().startswith("error: a reset deletes the checkpoint")
