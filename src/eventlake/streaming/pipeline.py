@@ -38,7 +38,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
-from eventlake import pg
+from eventlake import killpoints, pg
 from eventlake.config import Settings
 from eventlake.endpoints import Endpoints
 from eventlake.observability.metrics import (
@@ -157,6 +157,7 @@ class OnePass:
                 what=f"{self.name} begin batch {batch_id}",
             )
         self._replay = start.replay
+        killpoints.reached("begun")
         side: list[Future[Any]] = []
         try:
             try:
@@ -168,6 +169,7 @@ class OnePass:
                 error = _wait(side)  # never leave a write running past its batch
             if error is not None:
                 raise error
+            killpoints.reached("done")
         except BaseException as err:
             log.error(
                 "pass batch failed",
@@ -180,6 +182,7 @@ class OnePass:
         def write() -> None:
             with self._phase(f"{sink.kind}:{sink.target}"):
                 sink.write(df, batch_id, replay=self._replay)
+            killpoints.reached(f"{sink.kind}:{sink.target}")
 
         return self.pool.submit(write)
 
@@ -229,10 +232,7 @@ class OnePass:
                 for sink in self.gold_pg_sinks:
                     sink.write_rows([], batch_id)  # the batch is applied (nothing to add)
             maxima = stats.maxima()
-            pg.retrying(
-                lambda: save_watermarks(self.live.postgres_url, self.name, batch_id, maxima.items()),
-                what=f"{self.name} watermarks {batch_id}",
-            )
+            self._save_watermarks(batch_id, maxima)
             before = max(prior.values(), default=None)
             newest = max([*prior.values(), *maxima.values()], default=None)
             if self.gold and newest is not None and (newest != before or inserted):
@@ -253,6 +253,13 @@ class OnePass:
                 unique.unpersist()
             release(late)
             release(checked)
+
+    def _save_watermarks(self, batch_id: int, maxima: dict[int, dt.datetime]) -> None:
+        pg.retrying(
+            lambda: save_watermarks(self.live.postgres_url, self.name, batch_id, maxima.items()),
+            what=f"{self.name} watermarks {batch_id}",
+        )
+        killpoints.reached("watermarks")
 
     def _settle(self, newest: dt.datetime) -> None:
         """The batch is done: drop the rows no window can need any more; ``flush`` starts from here."""
@@ -375,6 +382,7 @@ class OnePass:
             lambda: record_batch(self.live.postgres_url, self.settings, self.rules, batch_id, facts),
             what=f"{self.name} quality {batch_id}",
         )
+        killpoints.reached("quality")
         rows = [(m.ts, self.source, m.rule, m.checked, m.failed, batch_id, m.severity) for m in metrics]
         side.append(self._side(self.sinks_dq, self.spark.createDataFrame(rows, METRICS_SCHEMA), batch_id))
         for m in metrics:
