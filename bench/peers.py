@@ -104,12 +104,21 @@ def _is_spark_jvm(p: psutil.Process) -> bool:
         return False
 
 
+def _is_spawned(p: psutil.Process) -> bool:
+    """A multiprocessing ``spawn`` child (eventlake's serving process)."""
+    try:
+        return any("multiprocessing.spawn" in a for a in p.cmdline())
+    except psutil.Error:
+        return False
+
+
 class Meter:
     """CPU seconds and peak RSS of this process over a span, and with ``spark=True`` (the default)
-    of the Spark JVM(s) this process started and their children (Python workers) too.
+    of the Spark JVM(s) this process started and their children (Python workers) too, and of its
+    multiprocessing children (the serving process beside the passes).
 
-    Only Spark's JVM counts as a child: the local stack (Kafka, PostgreSQL, the registry) may run
-    as children of this process as well. Children are sampled every ``interval`` seconds, so one
+    Only those count as children: the local stack (Kafka, PostgreSQL, the registry) may run as
+    children of this process as well. Children are sampled every ``interval`` seconds, so one
     that exits between two samples is counted up to its last sample.
     """
 
@@ -150,10 +159,11 @@ class Meter:
         if not self.spark:
             return []
         out = []
-        for jvm in filter(_is_spark_jvm, self.proc.children(recursive=True)):
+        children = self.proc.children(recursive=True)
+        for jvm in filter(_is_spark_jvm, children):
             with contextlib.suppress(psutil.Error):
                 out += [jvm, *jvm.children(recursive=True)]
-        return out
+        return out + [p for p in children if _is_spawned(p)]
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -1,5 +1,5 @@
 """kill -9 at each commit point of a micro-batch (``eventlake.killpoints``): the process kills itself
-right after the named write of its third batch, as a crash there would; ``eventlake stream --until-idle``
+right after the named write of its second batch that makes it, as a crash there would; ``eventlake stream --until-idle``
 started again replays the batch, and every layer equals the recompute from the raw topic.
 ``test_crash.py`` kills at random times from outside; this puts the kill where each commit ends."""
 
@@ -24,8 +24,9 @@ pytestmark = pytest.mark.e2e
 EVENTLAKE = str(Path(sys.executable).parent / "eventlake")
 SOURCE = "transactions"
 N = 3000
-#: 5 s of lateness: windows close (and Delta gold MERGEs) within 3,000 records (30 s of event time)
-LATENESS_S = 5
+#: the second half of the records is dated 10 minutes after the first: the first half's windows
+#: close (Delta gold MERGEs) in the batches that bring the second
+LATER_MS = 600_000
 #: where each write of a batch has committed ({dlq}: the source's dead-letter topic)
 POINTS = [
     pytest.param("begun", marks=pytest.mark.chaos),
@@ -44,19 +45,14 @@ POINTS = [
 def test_kill_9_right_after_a_commit_loses_and_duplicates_nothing(
     stack: Stack, make_settings: MakeSettings, tmp_path: Any, point: str
 ) -> None:
-    settings = pipeline_settings(stack, make_settings, tmp_path, streaming={"allowed_lateness_s": LATENESS_S})
+    settings = pipeline_settings(stack, make_settings, tmp_path)
     live = endpoints(settings)
-    summary = streams.send(settings, live, [SOURCE], N, seed=41, start_ms=START, faults=0.05)
-    assert summary.delivered == N
-    env = streams.stream_env(
-        settings,
-        live,
-        [SOURCE],
-        STREAMING_MAX_OFFSETS_PER_TRIGGER="600",
-        STREAMING_ALLOWED_LATENESS_S=str(LATENESS_S),
-    )
+    for seed, start_ms in ((41, START), (42, START + LATER_MS)):
+        summary = streams.send(settings, live, [SOURCE], N // 2, seed=seed, start_ms=start_ms, faults=0.05)
+        assert summary.delivered == N // 2
+    env = streams.stream_env(settings, live, [SOURCE], STREAMING_MAX_OFFSETS_PER_TRIGGER="600")
     log = tmp_path / "stream.log"
-    kill_at = f"{point.format(dlq=settings.topics.dlq(SOURCE))}@3"
+    kill_at = f"{point.format(dlq=settings.topics.dlq(SOURCE))}@2"
     with open(log, "ab") as out:
         killed = subprocess.run(
             [EVENTLAKE, "stream", "--until-idle"],
