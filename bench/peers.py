@@ -38,6 +38,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -76,6 +77,7 @@ class Figures:
     peak_rss_mb: float
     peak_child_rss_mb: float
     startup_s: float = 0.0
+    jvm_threads: dict[str, float] = field(default_factory=dict)  # Spark JVM CPU by thread group
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -112,6 +114,32 @@ def _is_spawned(p: psutil.Process) -> bool:
         return False
 
 
+#: JVM threads by what their CPU is spent on, by native name (``/proc`` truncates it to 15 characters).
+#: Threads created from Java (executor tasks, py4j calls, Spark's schedulers) inherit the native name
+#: of the thread that made them ("Thread-3", "java"), so they cannot be told apart here: they are
+#: ``java``; the event log gives the executor tasks' share (``step_cpu``).
+_THREAD_GROUPS = (
+    ("jit", ("C1 CompilerThre", "C2 CompilerThre")),
+    ("gc", ("GC Thread", "G1 ", "VM Thread")),
+)
+
+
+def jvm_thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds of each live thread of a JVM by thread id, with its group (``jit``, ``gc``, ``java``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[int, tuple[str, float]] = {}
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                comm = (task / "comm").read_text().strip()
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # exited meanwhile
+            group = next((g for g, prefixes in _THREAD_GROUPS if comm.startswith(prefixes)), "java")
+            out[int(task.name)] = (group, (int(fields[11]) + int(fields[12])) / ticks)  # utime + stime
+    return out
+
+
 class Meter:
     """CPU seconds and peak RSS of this process over a span, and with ``spark=True`` (the default)
     of the Spark JVM(s) this process started and their children (Python workers) too, and of its
@@ -135,6 +163,10 @@ class Meter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="bench-meter")
         self._cpu0 = 0.0
+        self._threads0: dict[tuple[int, int], float] = {}  # (pid, tid): CPU when the span began
+        self._threads: dict[tuple[int, int], tuple[str, float]] = {}  # (pid, tid): last sample
+        self.jvm_threads: dict[str, float] = {}  # Spark JVM CPU by thread group over the span (spark=True)
+        self._last_threads = 0.0
 
     @staticmethod
     def _cpu(p: psutil.Process) -> float:
@@ -154,6 +186,13 @@ class Meter:
             self._child_last[child.pid] = cpu
             rss += mem
         self.peak_child_rss = max(self.peak_child_rss, rss)
+        if initial or time.monotonic() - self._last_threads >= 1.0:  # a thread that exits keeps its last sample
+            self._last_threads = time.monotonic()
+            for pid in self._jvms():
+                for tid, (group, cpu) in jvm_thread_cpu(pid).items():
+                    self._threads[(pid, tid)] = (group, cpu)
+                    if initial:
+                        self._threads0[(pid, tid)] = cpu
 
     def _children(self) -> list[psutil.Process]:
         if not self.spark:
@@ -169,6 +208,9 @@ class Meter:
         while not self._stop.wait(self.interval):
             self._sample()
 
+    def _jvms(self) -> list[int]:
+        return [p.pid for p in self.proc.children(recursive=True) if _is_spark_jvm(p)] if self.spark else []
+
     def start(self) -> Meter:
         self._cpu0 = self._cpu(self.proc)
         self._sample(initial=True)  # children alive now count from their current CPU time
@@ -178,9 +220,13 @@ class Meter:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+        self._last_threads = 0.0
         self._sample()
         self.cpu_s = self._cpu(self.proc) - self._cpu0
         self.child_cpu_s = float(sum(cpu - self._child_start.get(pid, 0.0) for pid, cpu in self._child_last.items()))
+        self.jvm_threads = {}
+        for key, (group, cpu) in self._threads.items():
+            self.jvm_threads[group] = self.jvm_threads.get(group, 0.0) + cpu - self._threads0.get(key, 0.0)
 
     def figures(self, name: str, n: int, seconds: float, startup_s: float = 0.0, **notes: Any) -> Figures:
         return Figures(
@@ -193,6 +239,7 @@ class Meter:
             peak_rss_mb=self.peak_rss / 2**20,
             peak_child_rss_mb=self.peak_child_rss / 2**20,
             startup_s=startup_s,
+            jvm_threads=dict(self.jvm_threads),
             notes=notes,
         )
 

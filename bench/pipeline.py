@@ -121,6 +121,17 @@ def step_cpu(event_log_dir: Path, since_ms: int = 0, prefix: str = "pipeline_") 
     return dict(sorted(cpu.items(), key=lambda kv: -kv[1]))
 
 
+def _threads_line(run: Figures, tasks_s: float | None = None) -> str:
+    """The JVM's CPU by thread group; with ``tasks_s`` (the event log's executor CPU), the Java threads'
+    share split into the tasks and the rest (driver: planning, Delta log and commits; schedulers)."""
+    groups = "  ".join(f"{k} {v:.1f} s" for k, v in sorted(run.jvm_threads.items(), key=lambda kv: -kv[1]))
+    split = ""
+    if tasks_s is not None and "java" in run.jvm_threads:
+        rest = run.jvm_threads["java"] - tasks_s
+        split = f"  (java = executor tasks {tasks_s:.1f} s + driver and the rest {rest:.1f} s)"
+    return f"jvm_cpu {run.name} by thread: {groups}{split}"
+
+
 def _steps_line(steps: dict[str, float], run: Figures) -> str:
     by_step = "  ".join(f"{k} {v:.1f} s" for k, v in steps.items())
     tasks = sum(steps.values())
@@ -375,7 +386,9 @@ def throughput(spark: Any, home: Path, settings: Settings, n: int, *, peers: dic
     since_ms = int(time.time() * 1000)
     mine, _ = end_to_end(spark, settings, n)
     print(_line(mine), flush=True)
-    print(_steps_line(step_cpu(events, since_ms), mine), flush=True)
+    steps = step_cpu(events, since_ms)
+    print(_threads_line(mine, sum(steps.values())), flush=True)
+    print(_steps_line(steps, mine), flush=True)
     for name in ("bare_spark_pass", "fastavro", "bare_consume", "quix"):
         if name in peers:
             print(f"ratio eventlake/{name} {mine.events_per_s / peers[name].events_per_s:.2f}", flush=True)
@@ -449,6 +462,7 @@ def run(home: Path, args: argparse.Namespace, skip: set[str]) -> None:
         lake = home / "bare-pass"
         peers["bare_spark_pass"] = bare_spark_pass(spark, live.kafka_bootstrap, topic, lake, live.registry_url, args.n)
         print(_line(peers["bare_spark_pass"], peers["fastavro"], "fastavro"), flush=True)
+        print(_threads_line(peers["bare_spark_pass"]), flush=True)
     if "throughput" not in skip:
         throughput(spark, home, settings, args.n, peers=peers, events=events)
     if "latency" not in skip:
