@@ -36,6 +36,7 @@ class TcpProxy:
         self._black = False
         self._refuse = False
         self._closed = False
+        self.refused = 0  # connections turned away while refusing: the client did try
         threading.Thread(target=self._accept, name="tcp-proxy", daemon=True).start()
 
     def url_for(self, url: str) -> str:
@@ -50,6 +51,7 @@ class TcpProxy:
             except OSError:
                 return
             if self._refuse:
+                self.refused += 1
                 client.close()
                 continue
             if self._black:
