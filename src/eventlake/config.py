@@ -611,11 +611,24 @@ def config_file_path() -> Path | None:
 _CREDENTIALS_IN_URL = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 
+_SECRET_WORDS = ("secret", "password", "key", "token", "auth", "webhook")
+
+
+def _masked(field: str, value: Any) -> Any:
+    """``value`` with every secret-named field hidden, in nested sections too (a section-level check
+    reports the whole section as its input, e.g. ``kafka`` with its ``sasl_password``)."""
+    if any(word in field.lower() for word in _SECRET_WORDS):
+        return "<hidden>"
+    if isinstance(value, dict):
+        return {k: _masked(str(k), v) for k, v in value.items()}
+    return value
+
+
 def _shown(field: str, value: Any) -> str:
     """The offending value as it may appear in an error: secrets hidden, URL passwords masked."""
-    if any(word in field for word in ("secret", "password", "key")):
+    if any(word in field.lower() for word in _SECRET_WORDS):
         return "<hidden>"
-    return _CREDENTIALS_IN_URL.sub(r"\1***@", repr(value))
+    return _CREDENTIALS_IN_URL.sub(r"\1***@", repr(_masked("", value)))
 
 
 def _describe(err: ValidationError) -> str:
