@@ -26,6 +26,8 @@ from eventlake.logs import register_secret
 SCRAM_LOGIN_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"
 #: Kafka Connect resolves ``${env:NAME}`` in its worker config from its own environment
 CONNECT_ENV_PROVIDER = "org.apache.kafka.common.config.provider.EnvVarConfigProvider"
+#: JVM system property naming the config providers a Kafka client or worker may instantiate
+AUTOMATIC_PROVIDERS_PROPERTY = "org.apache.kafka.automatic.config.providers"
 #: the environment variable that carries the SASL password into a Connect worker
 CONNECT_PASSWORD_ENV = "EVENTLAKE_CONNECT_KAFKA_SASL_PASSWORD"  # noqa: S105 - a variable name, not a password
 CONNECT_CLIENT_PREFIXES = ("", "producer.", "consumer.", "admin.")

@@ -13,7 +13,7 @@ import httpx
 from eventlake.endpoints import Health
 from eventlake.errors import ServiceError, UnreachableError
 from eventlake.jvm import classpath, find_java
-from eventlake.kafka.security import client_security
+from eventlake.kafka.security import AUTOMATIC_PROVIDERS_PROPERTY, CONNECT_ENV_PROVIDER, client_security
 from eventlake.net import choose_port
 from eventlake.services.base import Service, ServiceState
 from eventlake.services.kafka import KafkaService
@@ -84,6 +84,8 @@ class ConnectService(Service):
             [
                 str(java.path),
                 "-Xmx512m",
+                # the only config provider the worker may instantiate: the one that reads its password
+                *([f"-D{AUTOMATIC_PROVIDERS_PROPERTY}={CONNECT_ENV_PROVIDER}"] if env else []),
                 "-cp",
                 cp,
                 "org.apache.kafka.connect.cli.ConnectDistributed",

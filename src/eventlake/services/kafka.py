@@ -147,7 +147,11 @@ class KafkaService(Service):
         endpoint = self.endpoint()
         if endpoint is None:
             return Health(False, "not started")
-        return kafka_health(endpoint, security=client_security(self.settings))
+        try:
+            security = client_security(self.settings)
+        except ConfigError as err:  # e.g. a password file that is not there (yet)
+            return Health(False, err.message)
+        return kafka_health(endpoint, security=security)
 
     def status(self) -> dict[str, Any]:
         """The status entry, with how clients of this process authenticate (never the password)."""

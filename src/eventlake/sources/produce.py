@@ -209,7 +209,10 @@ def produce(
     security = client_security(settings)
     health = kafka_health(bootstrap, timeout=10, security=security)
     if not health.ok:
-        raise UnreachableError(f"Kafka: {health.detail}", "run `eventlake up` or check EVENTLAKE_KAFKA_BOOTSTRAP")
+        raise UnreachableError(
+            f"Kafka: {health.detail}",
+            "run `eventlake up` or check EVENTLAKE_KAFKA_BOOTSTRAP (and EVENTLAKE_KAFKA_SASL_* on a secured cluster)",
+        )
     existing = admin_client(bootstrap, security).list_topics(timeout=10).topics
     missing = [settings.topics.raw(s) for s in sources if settings.topics.raw(s) not in existing]
     if missing:
