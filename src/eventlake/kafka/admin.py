@@ -39,6 +39,7 @@ def kafka_health(bootstrap: str, timeout: float = 5.0, security: KafkaSecurity =
     try:
         md = admin.list_topics(timeout=timeout)
     except KafkaException as err:
+        admin.poll(0)  # serves the error callbacks queued meanwhile (list_topics does not)
         fatal = next((e for e in seen if e.code() in _FATAL_CONNECT_ERRORS), None)
         if fatal is not None:
             who = security.describe().get("principal")
