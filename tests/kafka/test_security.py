@@ -249,7 +249,9 @@ def test_spark_reads_and_writes_dlq_as_streaming_with_no_password_in_its_plan(se
     try:
         query.awaitTermination(180)
         assert query.exception() is None
-        plans = [stream._jdf.queryExecution().toString(), json.dumps(query.lastProgress), str(query.lastProgress)]
+        # the logical plan, the executed query's plans, its progress (what eventlake logs and stores)
+        plans = [stream._jdf.queryExecution().toString(), query._jsq.explainInternal(True), str(query.lastProgress)]
+        assert "SASL_SSL" in plans[0]  # the options are in the plan, with the JAAS config redacted
     finally:
         query.stop()
     rows = spark.sql(f"SELECT topic, partition, offset, key, value FROM {name}")
