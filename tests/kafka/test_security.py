@@ -287,5 +287,6 @@ def test_connect_worker_runs_as_the_connect_principal(secure: Secure, make_setti
         assert {"_connect-configs", "_connect-offsets", "_connect-status"} <= set(topics)
         worker = (service.dir / "worker.properties").read_text()
         assert "SASL_SSL" in worker and secure.password("connect") not in worker
+        assert secure.password("connect") not in (service.dir / "connect.log").read_text()
     finally:
         assert service.stop()
