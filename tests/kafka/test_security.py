@@ -257,7 +257,7 @@ def test_spark_reads_and_writes_dlq_as_streaming_with_no_password_in_its_plan(se
         assert query.exception() is None
         # the logical plan, the executed query's plans, its progress (what eventlake logs and stores)
         plans = [stream._jdf.queryExecution().toString(), query._jsq.explainInternal(True), str(query.lastProgress)]
-        assert "SASL_SSL" in plans[0]  # the options are in the plan, with the JAAS config redacted
+        assert "SASL_SSL" in plans[0] and "(redacted)" in plans[0]  # the options are there, the JAAS config masked
     finally:
         query.stop()
     rows = spark.sql(f"SELECT topic, partition, offset, key, value FROM {name}")
