@@ -27,6 +27,7 @@ from eventlake.batch.days import Days, yesterday
 from eventlake.config import Settings, load_settings
 from eventlake.errors import EventlakeError, UnreachableError
 from eventlake.kafka.admin import admin_client, provision_topics
+from eventlake.kafka.security import client_security
 from eventlake.logs import configure_logging
 from eventlake.observability.console import dq_tables, live_panel
 from eventlake.observability.lag import high_watermarks, offsets_read
@@ -246,7 +247,10 @@ def produce(
     # A long-running producer is a service: /metrics and /health/* (producer records in <home>/run).
     server = None
     if count is None:
-        checks = {"kafka": kafka_check(live.kafka_bootstrap), "schema_registry": registry_check(live.registry_url)}
+        checks = {
+            "kafka": kafka_check(live.kafka_bootstrap, client_security(settings)),
+            "schema_registry": registry_check(live.registry_url),
+        }
         server = serve_health(settings, "producer", checks, settings.metrics.producer_port)
         err.print(f"producer metrics: {server.url}/metrics")
     with (
@@ -362,7 +366,7 @@ def stream(
     )
     if until_idle:
         topics = [settings.topics.raw(s) for s in settings.topics.sources]
-        ends = high_watermarks(live.kafka_bootstrap, topics)
+        ends = high_watermarks(live.kafka_bootstrap, topics, security=client_security(settings))
         with Progress(
             TextColumn("offsets"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
         ) as bar:
@@ -432,7 +436,8 @@ def topics_create(
     bootstrap = KafkaService(settings).endpoint()
     if bootstrap is None:
         raise UnreachableError("Kafka is not running", "run `eventlake up` or set EVENTLAKE_KAFKA_BOOTSTRAP")
-    results = provision_topics(admin_client(bootstrap), settings.topics.specs(), settings.kafka.replication_factor)
+    admin = admin_client(bootstrap, client_security(settings))
+    results = provision_topics(admin, settings.topics.specs(), settings.kafka.replication_factor)
     table = Table(title=f"topics at {bootstrap}")
     for col in ("topic", "partitions", "action", "detail"):
         table.add_column(col)

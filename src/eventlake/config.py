@@ -50,8 +50,41 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+ScramMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256"]
+#: a Kafka user name (SCRAM user, ACL principal ``User:<name>``)
+KafkaUser = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+
+
+class KafkaPrincipals(Section):
+    """Who is who on a secured cluster (ACL principals ``User:<name>``; see docs/reliability.md).
+
+    ``admin`` is the super user (topics, ACLs, SCRAM users, the broker's own inter-broker identity);
+    ``producer`` may write and describe the raw topics, never read them; ``streaming`` (Spark, the
+    serving path, the lag probe, the alert and DLQ producers) reads the raw topics and writes DLQ and
+    alerts; ``connect`` owns the Connect worker's internal topics and group."""
+
+    admin: KafkaUser = "admin"
+    producer: KafkaUser = "producer"
+    streaming: KafkaUser = "streaming"
+    connect: KafkaUser = "connect"
+
+
 class KafkaSettings(Section):
-    """Kafka cluster. ``bootstrap`` set = use that cluster; unset = eventlake runs a local broker."""
+    """Kafka cluster. ``bootstrap`` set = use that cluster; unset = eventlake runs a local broker.
+
+    Client security (every Kafka client of this process: producer, Spark, serving path, lag probe,
+    alert channel, Connect worker): ``security_protocol`` with, for ``SASL_*``, a SCRAM
+    ``sasl_mechanism``, ``sasl_username`` and the password from ``sasl_password``
+    (``EVENTLAKE_KAFKA_SASL_PASSWORD``) or ``sasl_password_file`` (read when a client is made), and
+    for ``*SSL`` the CA certificate (PEM) that signed the brokers' certificates, ``ssl_ca_file``.
+    ``eventlake.kafka.security`` turns this into each client's own option names.
+
+    ``secure`` = the local broker serves SASL_SSL only (no PLAINTEXT listener), with the
+    StandardAuthorizer, ``principals.admin`` as super user, certificates made at first start
+    (``<home>/kafka/tls``), a generated password per principal (``secrets_dir``, mode 0600) and the
+    platform's ACLs. Its own processes then connect as the admin unless ``sasl_username`` is set.
+    """
 
     bootstrap: str | None = None
     host: str = LOOPBACK
@@ -61,6 +94,32 @@ class KafkaSettings(Section):
     replication_factor: int = Field(default=1, gt=0, le=7)
     heap: str = Field(default="768m", pattern=r"^\d+[mMgG]$")
     start_timeout_s: float = Field(default=90.0, gt=0)
+    security_protocol: KafkaProtocol = "PLAINTEXT"
+    sasl_mechanism: ScramMechanism = "SCRAM-SHA-512"
+    sasl_username: KafkaUser | None = None
+    sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = None
+    ssl_ca_file: Path | None = None
+    #: the broker's certificate must name the host it is reached at (hostname verification)
+    ssl_check_hostname: bool = True
+    secure: bool = False
+    principals: KafkaPrincipals = KafkaPrincipals()
+    #: the local secure broker's generated passwords, one file per principal; default <home>/kafka/secrets
+    secrets_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _credentials(self) -> KafkaSettings:
+        if self.sasl_password is not None and self.sasl_password_file is not None:
+            raise ValueError("set sasl_password or sasl_password_file, not both")
+        if self.security_protocol.startswith("SASL_") and self.sasl_username is None:
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username")
+        if (
+            self.security_protocol.startswith("SASL_")
+            and self.sasl_password is None
+            and self.sasl_password_file is None
+        ):
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_password or sasl_password_file")
+        return self
 
 
 class PostgresSettings(Section):
@@ -506,7 +565,17 @@ class Settings(BaseSettings):
         self.ops.rules_file = self.ops.rules_file.expanduser().resolve()
         self.ops.extra_rules_files = tuple(p.expanduser().resolve() for p in self.ops.extra_rules_files)
         self.ops.alertmanager_config = self.ops.alertmanager_config.expanduser().resolve()
+        k = self.kafka
+        k.secrets_dir = (k.secrets_dir or self.home / "kafka" / "secrets").expanduser().resolve()
+        for name in ("sasl_password_file", "ssl_ca_file"):
+            if (path := getattr(k, name)) is not None:
+                setattr(k, name, path.expanduser().resolve())
         return self
+
+    @property
+    def kafka_tls_dir(self) -> Path:
+        """The local secure broker's CA and certificate (made at its first start)."""
+        return self.home / "kafka" / "tls"
 
     @property
     def lake_uri(self) -> str:
@@ -542,11 +611,24 @@ def config_file_path() -> Path | None:
 _CREDENTIALS_IN_URL = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 
+_SECRET_WORDS = ("secret", "password", "key", "token", "auth", "webhook")
+
+
+def _masked(field: str, value: Any) -> Any:
+    """``value`` with every secret-named field hidden, in nested sections too (a section-level check
+    reports the whole section as its input, e.g. ``kafka`` with its ``sasl_password``)."""
+    if any(word in field.lower() for word in _SECRET_WORDS):
+        return "<hidden>"
+    if isinstance(value, dict):
+        return {k: _masked(str(k), v) for k, v in value.items()}
+    return value
+
+
 def _shown(field: str, value: Any) -> str:
     """The offending value as it may appear in an error: secrets hidden, URL passwords masked."""
-    if any(word in field for word in ("secret", "password", "key")):
+    if any(word in field.lower() for word in _SECRET_WORDS):
         return "<hidden>"
-    return _CREDENTIALS_IN_URL.sub(r"\1***@", repr(value))
+    return _CREDENTIALS_IN_URL.sub(r"\1***@", repr(_masked("", value)))
 
 
 def _describe(err: ValidationError) -> str:

@@ -1,12 +1,51 @@
-"""Structured logging: one JSON object per line on stderr, context in ``extra={...}``."""
+"""Structured logging: one JSON object per line on stderr, context in ``extra={...}``.
+
+Secrets are never passed to logs; as a second line of defence every formatted line is scrubbed of
+the secrets this process has registered (:func:`register_secret`: the Kafka SASL password when a
+client config is made) and of any ``password="..."`` of a JAAS config.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+import threading
 from pathlib import Path
 
 from pythonjsonlogger.json import JsonFormatter
+
+MASK = "***"
+#: shorter strings are not masked: they would blank out ordinary words of a log line
+MIN_SECRET_LEN = 6
+#: ``password="..."`` of a JAAS config, also JSON-escaped (``password=\\"...``): up to the next quote
+_JAAS_PASSWORD = re.compile(r'(password\s*=\s*\\?")[^"\\]*', re.IGNORECASE)
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+
+
+def register_secret(value: str) -> None:
+    """Mask ``value`` wherever it would appear in a log line of this process from now on."""
+    if len(value) >= MIN_SECRET_LEN:
+        with _secrets_lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret and every JAAS ``password="..."`` masked."""
+    with _secrets_lock:
+        secrets = sorted(_secrets, key=len, reverse=True)  # a secret containing another goes first
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return _JAAS_PASSWORD.sub(lambda m: m.group(1) + MASK, text)
+
+
+class RedactingJsonFormatter(JsonFormatter):
+    """The JSON line, scrubbed by :func:`redact` (message, extras and tracebacks alike)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def configure_logging(level: str = "WARNING", file: Path | None = None) -> None:
@@ -19,7 +58,7 @@ def configure_logging(level: str = "WARNING", file: Path | None = None) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", rename_fields={"levelname": "level"})
+        RedactingJsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", rename_fields={"levelname": "level"})
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -33,6 +33,7 @@ import httpx
 from confluent_kafka import KafkaException, Producer
 
 from eventlake.config import Settings
+from eventlake.kafka.security import client_security
 
 log = logging.getLogger("eventlake.alerts")
 
@@ -174,7 +175,13 @@ class KafkaChannel:
         self._topic = settings.topics.alerts
         # Idempotent (implies acks=all): the producer's own retries are deduplicated by the broker.
         self._producer: Producer | None = Producer(
-            {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 0}
+            {
+                "bootstrap.servers": bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 0,
+                **client_security(settings).librdkafka(),
+            }
         )
 
     def send(self, payload: dict[str, Any]) -> None:

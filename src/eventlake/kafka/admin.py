@@ -10,26 +10,40 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 
 from eventlake.config import TopicSpec
 from eventlake.endpoints import Health
 from eventlake.errors import EventlakeError
+from eventlake.kafka.security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
 
-def admin_client(bootstrap: str, **extra: str | int) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, **extra})
+def admin_client(bootstrap: str, security: KafkaSecurity = PLAINTEXT, **extra: Any) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, **security.librdkafka(), **extra})
 
 
-def kafka_health(bootstrap: str, timeout: float = 5.0) -> Health:
+#: client errors that no retry cures: the answer to a health check is then this error, not a timeout
+_FATAL_CONNECT_ERRORS = {KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError.SASL_AUTHENTICATION_FAILED}
+
+
+def kafka_health(bootstrap: str, timeout: float = 5.0, security: KafkaSecurity = PLAINTEXT) -> Health:
+    """Does the cluster answer a metadata request? A failed TLS handshake or SASL login is named as
+    such (librdkafka reports it to the error callback, then times the request out)."""
+    seen: list[KafkaError] = []
+    admin = admin_client(bootstrap, security, **{"socket.timeout.ms": int(timeout * 1000), "error_cb": seen.append})
     try:
-        md = admin_client(bootstrap, **{"socket.timeout.ms": int(timeout * 1000)}).list_topics(timeout=timeout)
+        md = admin.list_topics(timeout=timeout)
     except KafkaException as err:
+        admin.poll(0)  # serves the error callbacks queued meanwhile (list_topics does not)
+        fatal = next((e for e in seen if e.code() in _FATAL_CONNECT_ERRORS), None)
+        if fatal is not None:
+            who = security.describe().get("principal")
+            return Health(False, f"cannot connect to {bootstrap}{f' as {who}' if who else ''}: {fatal.str()}")
         return Health(False, f"no answer from {bootstrap}: {err.args[0]}")
     return Health(True, f"{len(md.brokers)} broker(s), {len(md.topics)} topic(s)")
 

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from eventlake.kafka.security import PLAINTEXT, KafkaSecurity
 from eventlake.observability.metrics import PRODUCE_ERRORS, PRODUCE_LATENCY, RECORDS_PRODUCED
 
 log = logging.getLogger(__name__)
@@ -77,12 +78,24 @@ class EventProducer:
     """
 
     def __init__(
-        self, bootstrap: str, sources: dict[str, str] | None = None, *, poll_every: int = 1000, **overrides: Any
+        self,
+        bootstrap: str,
+        sources: dict[str, str] | None = None,
+        *,
+        poll_every: int = 1000,
+        security: KafkaSecurity = PLAINTEXT,
+        **overrides: Any,
     ) -> None:
         """``sources`` maps topic -> source name, the ``source`` label of the producer metrics."""
         self._reports = _Deliveries(sources or {})
         self.producer = Producer(
-            {"bootstrap.servers": bootstrap, **DEFAULTS, "on_delivery": self._reports, **overrides}
+            {
+                "bootstrap.servers": bootstrap,
+                **DEFAULTS,
+                **security.librdkafka(),
+                "on_delivery": self._reports,
+                **overrides,
+            }
         )
         self.delivered = self._reports.delivered
         self.failed = self._reports.failed

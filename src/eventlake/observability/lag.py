@@ -16,14 +16,28 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from eventlake.kafka.security import PLAINTEXT, KafkaSecurity
 from eventlake.streaming.progress import Offsets
 
 log = logging.getLogger(__name__)
 
 
-def high_watermarks(bootstrap: str, topics: list[str], timeout: float = 10.0) -> dict[str, dict[int, int]]:
+def _probe(bootstrap: str, security: KafkaSecurity, kind: str) -> Consumer:
+    """A consumer that only asks for offsets (ListOffsets: DESCRIBE on the topic); it never joins its group."""
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"eventlake-{kind}-{uuid.uuid4().hex[:8]}",
+            **security.librdkafka(),
+        }
+    )
+
+
+def high_watermarks(
+    bootstrap: str, topics: list[str], timeout: float = 10.0, security: KafkaSecurity = PLAINTEXT
+) -> dict[str, dict[int, int]]:
     """Per topic and partition: the offset the next record will get (what a reader has to reach)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"eventlake-ends-{uuid.uuid4().hex[:8]}"})
+    consumer = _probe(bootstrap, security, "ends")
     try:
         out: dict[str, dict[int, int]] = {}
         meta = consumer.list_topics(timeout=timeout)
@@ -53,9 +67,11 @@ def offsets_read(read: dict[str, Offsets], ends: dict[str, dict[int, int]]) -> i
 class LagCollector(Collector):
     """``eventlake_kafka_consumer_lag{query, topic, partition}`` from checkpointed vs high-watermark offsets."""
 
-    def __init__(self, bootstrap: str, offsets: Callable[[], dict[str, Offsets]]) -> None:
+    def __init__(
+        self, bootstrap: str, offsets: Callable[[], dict[str, Offsets]], security: KafkaSecurity = PLAINTEXT
+    ) -> None:
         self._offsets = offsets
-        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"eventlake-lag-{uuid.uuid4().hex[:8]}"})
+        self._consumer = _probe(bootstrap, security, "lag")
         self._lock = threading.Lock()
 
     def lag(self) -> dict[tuple[str, str, int], int]:

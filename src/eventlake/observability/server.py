@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from eventlake import pg
 from eventlake.config import Settings
 from eventlake.kafka.admin import kafka_health
+from eventlake.kafka.security import PLAINTEXT, KafkaSecurity
 from eventlake.net import choose_port
 from eventlake.observability.targets import refresh_targets
 from eventlake.registry.client import registry_health
@@ -47,9 +48,9 @@ def postgres_check(url: str) -> Check:
     return check
 
 
-def kafka_check(bootstrap: str) -> Check:
+def kafka_check(bootstrap: str, security: KafkaSecurity = PLAINTEXT) -> Check:
     def check() -> tuple[bool, str]:
-        health = kafka_health(bootstrap, timeout=3)
+        health = kafka_health(bootstrap, timeout=3, security=security)
         return health.ok, health.detail
 
     return check

@@ -13,6 +13,7 @@ import httpx
 from eventlake.endpoints import Health
 from eventlake.errors import ServiceError, UnreachableError
 from eventlake.jvm import classpath, find_java
+from eventlake.kafka.security import AUTOMATIC_PROVIDERS_PROPERTY, CONNECT_ENV_PROVIDER, client_security
 from eventlake.net import choose_port
 from eventlake.services.base import Service, ServiceState
 from eventlake.services.kafka import KafkaService
@@ -42,13 +43,12 @@ class ConnectService(Service):
         url = self.endpoint()
         return connect_health(url) if url else Health(False, "not started")
 
-    def _launch(self) -> ServiceState:
+    def worker_config(self, bootstrap: str, port: int) -> tuple[dict[str, str], dict[str, str]]:
+        """(``worker.properties``, extra environment) of the worker: the Kafka client security of
+        this process for the worker's own clients and its connectors' (the password only in the
+        environment, see :meth:`eventlake.kafka.security.KafkaSecurity.connect_worker`)."""
         cfg = self.settings.connect
-        bootstrap = KafkaService(self.settings).endpoint()
-        if bootstrap is None:
-            raise UnreachableError("Kafka Connect needs Kafka, which is not running", "run `eventlake up`")
-        java = find_java(self.settings)
-        port = choose_port("connect", cfg.host, cfg.port, self.previous_port("rest"), "EVENTLAKE_CONNECT_PORT")
+        security, env = client_security(self.settings).connect_worker()
         props = {
             "bootstrap.servers": bootstrap,
             "group.id": "eventlake-connect",
@@ -63,7 +63,18 @@ class ConnectService(Service):
             "status.storage.replication.factor": "1",
             "offset.flush.interval.ms": "5000",
             "plugin.path": str(self.dir / "plugins"),
+            **security,
         }
+        return props, env
+
+    def _launch(self) -> ServiceState:
+        cfg = self.settings.connect
+        bootstrap = KafkaService(self.settings).endpoint()
+        if bootstrap is None:
+            raise UnreachableError("Kafka Connect needs Kafka, which is not running", "run `eventlake up`")
+        java = find_java(self.settings)
+        port = choose_port("connect", cfg.host, cfg.port, self.previous_port("rest"), "EVENTLAKE_CONNECT_PORT")
+        props, env = self.worker_config(bootstrap, port)
         (self.dir / "plugins").mkdir(parents=True, exist_ok=True)
         worker = self.dir / "worker.properties"
         worker.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
@@ -73,12 +84,15 @@ class ConnectService(Service):
             [
                 str(java.path),
                 "-Xmx512m",
+                # the only config provider the worker may instantiate: the one that reads its password
+                *([f"-D{AUTOMATIC_PROVIDERS_PROPERTY}={CONNECT_ENV_PROVIDER}"] if env else []),
                 "-cp",
                 cp,
                 "org.apache.kafka.connect.cli.ConnectDistributed",
                 str(worker),
             ],
             out,
+            env={**os.environ, **env} if env else None,
         )
         url = f"http://{cfg.host}:{port}"
         if not wait_until(

@@ -16,19 +16,34 @@ import base64
 import logging
 import os
 import re
+import secrets
 import subprocess
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
 
 from eventlake.config import Settings
 from eventlake.endpoints import Health
-from eventlake.errors import CorruptDataError, ServiceError
+from eventlake.errors import ConfigError, CorruptDataError, ServiceError
 from eventlake.jvm import classpath, find_java
-from eventlake.kafka.admin import kafka_health
+from eventlake.kafka.acls import apply_acls, platform_acls, upsert_scram_users
+from eventlake.kafka.admin import admin_client, kafka_health
+from eventlake.kafka.security import (
+    PLAINTEXT,
+    KafkaSecurity,
+    admin_security,
+    client_security,
+    local_password_file,
+    read_password_file,
+)
+from eventlake.logs import redact
 from eventlake.net import choose_port, free_port, port_accepts, port_is_free
 from eventlake.services.base import Service, ServiceState
+from eventlake.services.certs import BrokerTls, make_broker_tls, write_private
 from eventlake.services.process import spawn, tail, terminate, wait_until
 
 log = logging.getLogger(__name__)
@@ -123,11 +138,29 @@ class KafkaService(Service):
     def logs_dir(self) -> Path:
         return self.dir / "logs"
 
+    @property
+    def secure(self) -> bool:
+        """The stack's node serves SASL_SSL only, with ACLs (``kafka.secure``); cluster nodes never do."""
+        return self.node is None and self.settings.kafka.secure
+
     def check(self) -> Health:
         endpoint = self.endpoint()
         if endpoint is None:
             return Health(False, "not started")
-        return kafka_health(endpoint)
+        try:
+            security = client_security(self.settings)
+        except ConfigError as err:  # e.g. a password file that is not there (yet)
+            return Health(False, err.message)
+        return kafka_health(endpoint, security=security)
+
+    def status(self) -> dict[str, Any]:
+        """The status entry, with how clients of this process authenticate (never the password)."""
+        entry = super().status()
+        try:
+            entry["security"] = client_security(self.settings).describe()
+        except ConfigError as err:  # e.g. the password file is not there yet
+            entry["security"] = {"error": err.message}
+        return entry
 
     # -- start -------------------------------------------------------------------------------
     def _single_node(self) -> KafkaNode:
@@ -169,12 +202,13 @@ class KafkaService(Service):
         out = self.dir / "kafka.out"
         ref = spawn([str(java.path), *jvm_opts, "-cp", cp, "kafka.Kafka", str(props)], out)
         bootstrap = f"{cfg.host}:{port}"
+        security = admin_security(self.settings) if self.secure else PLAINTEXT
 
         def died() -> str | None:
             return None if ref.alive() else "exited"
 
         ready = wait_until(
-            lambda: port_accepts(cfg.host, port) and kafka_health(bootstrap, 3).ok,
+            lambda: port_accepts(cfg.host, port) and kafka_health(bootstrap, 3, security).ok,
             timeout=cfg.start_timeout_s,
             interval=0.5,
             abort=died,
@@ -186,6 +220,12 @@ class KafkaService(Service):
                 f"Kafka broker{'' if self.node is None else f' {self.node.node_id}'} failed to start: {reason}",
                 f"see {self.logs_dir / 'server.log'} and {out}",
             )
+        if self.secure:
+            try:
+                self._provision_security(bootstrap, security)
+            except BaseException:
+                terminate(ref)
+                raise
         return ServiceState(
             name=self.name,
             endpoint=bootstrap,
@@ -195,6 +235,71 @@ class KafkaService(Service):
             pid=ref.pid,
             create_time=ref.create_time,
         )
+
+    # -- security (``kafka.secure``) ---------------------------------------------------------
+    def _principals(self) -> list[str]:
+        p = self.settings.kafka.principals
+        return list(dict.fromkeys([p.admin, p.producer, p.streaming, p.connect]))
+
+    def _ensure_secrets(self) -> BrokerTls:
+        """The broker's certificates and one generated password per principal (kept across restarts)."""
+        tls = BrokerTls(self.settings.kafka_tls_dir)
+        if not tls.exists():
+            make_broker_tls(tls.dir, [self.settings.kafka.host, "localhost", "127.0.0.1"])
+            log.info("made the kafka CA and broker certificate", extra={"dir": str(tls.dir)})
+        assert self.settings.kafka.secrets_dir is not None
+        self.settings.kafka.secrets_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.kafka.secrets_dir.chmod(0o700)
+        for principal in self._principals():
+            path = local_password_file(self.settings, principal)
+            if not path.exists():
+                write_private(path, secrets.token_urlsafe(24).encode())
+        return tls
+
+    def _password(self, principal: str) -> str:
+        return read_password_file(local_password_file(self.settings, principal)).get_secret_value()
+
+    def _secure_props(self, node: KafkaNode) -> dict[str, str]:
+        """SASL_SSL for clients and the broker's own inter-broker client (as the admin), mutual TLS
+        on the controller listener (the broker's certificate is its identity there: SCRAM cannot
+        authenticate controllers, whose credentials live in the metadata they serve), and the
+        StandardAuthorizer denying whatever no ACL allows."""
+        cfg = self.settings.kafka
+        tls = self._ensure_secrets()
+        h, mech = cfg.host, cfg.sasl_mechanism
+        jaas = KafkaSecurity("SASL_SSL", mech, cfg.principals.admin, SecretStr(self._password(cfg.principals.admin)))
+        return {
+            "listeners": f"SASL_SSL://{h}:{node.port},CONTROLLER://{h}:{node.controller_port}",
+            "advertised.listeners": f"SASL_SSL://{h}:{node.port}",
+            "inter.broker.listener.name": "SASL_SSL",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+            "sasl.enabled.mechanisms": mech,
+            "sasl.mechanism.inter.broker.protocol": mech,
+            f"listener.name.sasl_ssl.{mech.lower()}.sasl.jaas.config": jaas.java()["sasl.jaas.config"],
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(tls.keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(tls.ca_cert),
+            "listener.name.controller.ssl.client.auth": "required",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{cfg.principals.admin};{tls.principal}",
+        }
+
+    def _scram_format_args(self) -> list[str]:
+        """``--add-scram`` of the admin: the one credential that must exist before the broker runs
+        (the other principals are created through the admin API once it does, off the command line)."""
+        if not self.secure:
+            return []
+        admin, mech = self.settings.kafka.principals.admin, self.settings.kafka.sasl_mechanism
+        return ["--add-scram", f"{mech}=[name={admin},password={self._password(admin)}]"]
+
+    def _provision_security(self, bootstrap: str, security: KafkaSecurity) -> None:
+        """SCRAM users of every principal but the admin, and the platform's ACLs (both idempotent)."""
+        admin = admin_client(bootstrap, security)
+        others = [p for p in self._principals() if p != self.settings.kafka.principals.admin]
+        upsert_scram_users(admin, {p: SecretStr(self._password(p)) for p in others}, self.settings.kafka.sasl_mechanism)
+        apply_acls(admin, platform_acls(self.settings))
 
     def _write_config(self, node: KafkaNode) -> Path:
         cfg = self.settings.kafka
@@ -227,8 +332,11 @@ class KafkaService(Service):
             "auto.create.topics.enable": "false",
             "log.retention.hours": "168",
         }
+        if self.secure:
+            props |= self._secure_props(node)
         path = self.dir / "server.properties"
-        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        # 0600 from the first byte: a secure broker's file holds the admin's inter-broker password
+        write_private(path, "".join(f"{k}={v}\n" for k, v in props.items()).encode())
         return path
 
     def _format_if_new(self, java: str, cp: str, props: Path, jvm_opts: list[str], cluster_id: str) -> None:
@@ -253,10 +361,11 @@ class KafkaService(Service):
             "-c",
             str(props),
             "--ignore-formatted",
+            *self._scram_format_args(),
         ]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
         if proc.returncode != 0:
-            last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
+            last = redact((proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1])
             raise ServiceError(f"formatting the Kafka data dir failed: {last}", f"see {self.dir}")
         log.info("formatted kafka storage", extra={"cluster_id": cluster_id, "dir": str(self.data_dir)})
 

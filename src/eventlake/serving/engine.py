@@ -26,6 +26,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from eventlake import pg
 from eventlake.config import Settings
 from eventlake.endpoints import Endpoints
+from eventlake.kafka.security import client_security
 from eventlake.observability.metrics import SERVING_DELAY, SERVING_FLUSH, SERVING_RECORDS, SINK_ROWS
 from eventlake.quality.rules import Quality
 from eventlake.serving.classify import Decoder
@@ -92,6 +93,7 @@ class ServingPath:
                 "auto.offset.reset": "earliest",
                 "fetch.wait.max.ms": 50,
                 "log_level": 3,
+                **client_security(settings).librdkafka(),
             }
         )
         self.parts: dict[TP, _Partition] = {}

@@ -14,6 +14,7 @@ from typing import Any
 from eventlake.config import Settings
 from eventlake.endpoints import Endpoints
 from eventlake.errors import EventlakeError
+from eventlake.kafka.security import client_security
 from eventlake.logs import configure_logging
 from eventlake.observability.server import kafka_check, postgres_check, serve_health
 from eventlake.quality.rules import load_quality
@@ -45,7 +46,10 @@ def _serve(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     configure_logging(settings.log_level, log_file)
-    checks = {"kafka": kafka_check(live.kafka_bootstrap), "postgres": postgres_check(live.postgres_url)}
+    checks = {
+        "kafka": kafka_check(live.kafka_bootstrap, client_security(settings)),
+        "postgres": postgres_check(live.postgres_url),
+    }
     # Until idle it is a batch run, like ``--until-idle`` itself: no endpoint to scrape.
     server = None if until_idle else serve_health(settings, "serving", checks, settings.metrics.serving_port)
     try:

@@ -24,6 +24,7 @@ from eventlake.config import Settings
 from eventlake.errors import EventlakeError, RegistryUnavailableError, UnreachableError
 from eventlake.kafka.admin import admin_client, kafka_health
 from eventlake.kafka.producer import EventProducer
+from eventlake.kafka.security import client_security
 from eventlake.kafka.serde import WireSerializer, registered_serializer
 from eventlake.registry.client import UNAVAILABLE_HINT
 from eventlake.sources import Generator, make_generator
@@ -205,10 +206,14 @@ def produce(
     ``stop`` (the CLI sets it on Ctrl-C/SIGTERM) or a KeyboardInterrupt stops generating, flushes what is
     in flight and returns the summary (``interrupted``).
     """
-    health = kafka_health(bootstrap, timeout=10)
+    security = client_security(settings)
+    health = kafka_health(bootstrap, timeout=10, security=security)
     if not health.ok:
-        raise UnreachableError(f"Kafka: {health.detail}", "run `eventlake up` or check EVENTLAKE_KAFKA_BOOTSTRAP")
-    existing = admin_client(bootstrap).list_topics(timeout=10).topics
+        raise UnreachableError(
+            f"Kafka: {health.detail}",
+            "run `eventlake up` or check EVENTLAKE_KAFKA_BOOTSTRAP (and EVENTLAKE_KAFKA_SASL_* on a secured cluster)",
+        )
+    existing = admin_client(bootstrap, security).list_topics(timeout=10).topics
     missing = [settings.topics.raw(s) for s in sources if settings.topics.raw(s) not in existing]
     if missing:
         # Topics are never auto-created: records would wait for message.timeout.ms, then fail.
@@ -223,7 +228,9 @@ def produce(
         start_ms=start_ms,
         faults=faults,
     )
-    producer = EventProducer(bootstrap, sources={lane.tally.topic: lane.tally.source for lane in lanes})
+    producer = EventProducer(
+        bootstrap, sources={lane.tally.topic: lane.tally.source for lane in lanes}, security=security
+    )
     pacer = Pacer(rate, sleep=producer.idle)  # waiting serves delivery reports
     step = step_for(rate)
     started = time.monotonic()

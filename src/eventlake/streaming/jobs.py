@@ -16,6 +16,7 @@ from eventlake.alerting.dispatcher import Dispatcher
 from eventlake.config import Settings
 from eventlake.endpoints import Endpoints
 from eventlake.errors import EventlakeError
+from eventlake.kafka.security import client_security
 from eventlake.observability.lag import LagCollector
 from eventlake.observability.server import kafka_check, postgres_check, serve_health
 from eventlake.quality.checks import require_java_regexes
@@ -292,11 +293,12 @@ def _run(
     spark.streams.addListener(recorder)
     counts: dict[str, SilverCounts] = {}
     dispatcher = Dispatcher(settings, live.postgres_url, live.kafka_bootstrap).start()
-    lag = LagCollector(live.kafka_bootstrap, recorder.kafka_offsets)
+    security = client_security(settings)
+    lag = LagCollector(live.kafka_bootstrap, recorder.kafka_offsets, security)
     REGISTRY.register(lag)
     running: list[Jobs] = []
     checks = {
-        "kafka": kafka_check(live.kafka_bootstrap),
+        "kafka": kafka_check(live.kafka_bootstrap, security),
         "postgres": postgres_check(live.postgres_url),
         "queries": lambda: _queries_ok(recorder),
         "restarts": lambda: (True, running[0].supervisor.summary() if running else "no restarts"),

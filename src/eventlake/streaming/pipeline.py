@@ -42,6 +42,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from eventlake import killpoints, pg
 from eventlake.config import Settings
 from eventlake.endpoints import Endpoints
+from eventlake.kafka.security import client_security
 from eventlake.observability.metrics import (
     ANOMALIES,
     DQ_CHECKED,
@@ -119,7 +120,7 @@ class OnePass:
             table(settings, "quarantine", source), f"{self.name}_quarantine", f"quarantine/{source}"
         )
         self.sinks_dq = DeltaAppend(table(settings, "quality", "metrics"), f"{self.name}_dq", "quality/metrics")
-        self.dlq = DeadLetters(live.kafka_bootstrap, settings.topics.dlq(source))
+        self.dlq = DeadLetters(live.kafka_bootstrap, settings.topics.dlq(source), client_security(settings))
         self.gold_pg_sinks = [PostgresUpsert(live.postgres_url, s, f"{self.name}:{s.table}") for s in self.specs]
         self.gold_delta = [
             DeltaUpsert(table(settings, "gold", s.table), tuple(s.key_columns), f"gold/{s.table}") for s in self.specs
@@ -530,6 +531,7 @@ def kafka_stream(
     api_timeout_ms = int(settings.streaming.kafka_api_timeout_s * 1000)
     return (
         spark.readStream.format("kafka")
+        .options(**client_security(settings).spark_options())
         .option("kafka.bootstrap.servers", bootstrap)
         .option("kafka.default.api.timeout.ms", api_timeout_ms)
         .option("kafka.request.timeout.ms", min(api_timeout_ms, 30_000))

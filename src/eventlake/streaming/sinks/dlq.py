@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from eventlake.kafka.security import PLAINTEXT, KafkaSecurity
 from eventlake.observability.metrics import SINK_COMMIT
 
 REASON_HEADER = "eventlake-reason"
@@ -25,6 +26,7 @@ class DeadLetters:
 
     bootstrap: str
     topic: str
+    security: KafkaSecurity = PLAINTEXT
     kind: str = "kafka"
 
     @property
@@ -43,6 +45,7 @@ class DeadLetters:
             (
                 batch.select("key", "value", headers.alias("headers"))
                 .write.format("kafka")
+                .options(**self.security.spark_options())
                 .option("kafka.bootstrap.servers", self.bootstrap)
                 .option("kafka.enable.idempotence", "true")
                 .option("topic", self.topic)
