@@ -7,10 +7,8 @@ exactly-once. Unset (production), :func:`reached` is one comparison.
 Points of the one-pass query (``eventlake.streaming.pipeline``): ``begun`` (the batch recorded in
 PostgreSQL, nothing written yet), ``<kind>:<target>`` after each sink's write (``delta:bronze/<source>``,
 ``delta:silver/<source>``, ``delta:quarantine/<source>``, ``kafka:<dlq topic>``, ``delta:gold/<table>``,
-``delta:quality/metrics``), ``watermarks`` and ``quality`` (their PostgreSQL commits), ``done``
-(every write of the batch committed, Spark's checkpoint commit not yet written; the Delta gold MERGEs
-run on), and ``gold:pending`` (a later step waits for Delta gold MERGEs still running, their batch
-ended: a crash there leaves them owed, for the next run to pay).
+``delta:quality/metrics``), ``watermarks`` and ``quality`` (their PostgreSQL commits), and ``done``
+(every write of the batch committed, Spark's checkpoint commit not yet written).
 """
 
 from __future__ import annotations

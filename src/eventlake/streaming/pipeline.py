@@ -12,8 +12,7 @@
         ├─ gold: touched windows from open-window state (this batch's rows included)
         │    ├─► PostgreSQL gold_*    upsert + commits row, one transaction (only with serving.enabled
         │    │                        off: the serving path, eventlake.serving, writes it sub-second)
-        │    └─► gold/<table>         Delta MERGE of the windows that closed  [after the batch: owed in
-        │                             PostgreSQL until done; the next batch waits before it changes the state]
+        │    └─► gold/<table>         Delta MERGE of the windows that closed  [side thread]
         └─ DQ: dq_metrics + alerts (PostgreSQL, once per batch), quality/metrics (Delta, marker)
 
 The batch is recorded in PostgreSQL (``eventlake_stream_batches``) before it writes anything, so a
@@ -61,12 +60,8 @@ from eventlake.streaming.sinks import DeadLetters, DeltaAppend, DeltaUpsert, Pos
 from eventlake.streaming.specs import SPECS_BY_SOURCE, longest_window_minutes, state_columns
 from eventlake.streaming.state import (
     BatchStart,
-    GoldMerge,
     begin_batch,
     clear_reset,
-    gold_done,
-    gold_owed,
-    owe_gold,
     pending_reset,
     run_base,
     save_watermarks,
@@ -130,12 +125,8 @@ class OnePass:
         self.keep = dt.timedelta(
             seconds=settings.streaming.allowed_lateness_s, minutes=longest_window_minutes(source) + 1
         )
-        self.pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix=f"{self.name}-sink")
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"{self.name}-sink")
         self._timings: dict[str, float] = {}
-        # Delta gold MERGEs a batch left running (outbox rows in PostgreSQL until done), and the state
-        # eviction that waits for them: they read the state's rows.
-        self._gold: list[Future[Any]] = []
-        self._evict_before: dt.datetime | None = None
         self._replay = True
         self._query_id: str | None = None
         self._bound = threading.Event()
@@ -185,7 +176,6 @@ class OnePass:
                 "pass batch failed",
                 extra={"query": self.name, "batch_id": batch_id, "seconds": self._timings, "error": repr(err)[:2000]},
             )
-            self._await_gold(fail=False)  # they read the state that goes now; undone ones stay owed
             self.windows.reset()  # the batch fails; its retry rebuilds the state from silver
             raise
 
@@ -246,8 +236,8 @@ class OnePass:
             self._save_watermarks(batch_id, maxima)
             before = max(prior.values(), default=None)
             newest = max([*prior.values(), *maxima.values()], default=None)
-            if self.gold:
-                self._gold_step(batch_id, version, before, newest, stats.minutes() if inserted else [])
+            if self.gold and newest is not None and (newest != before or inserted):
+                side += self._gold_delta(before, newest, stats.minutes() if inserted else [], batch_id)
             facts = stats.facts(self.rules, optional, prior=prior, ids=stats.schema_ids(), dupes=stats.valid - inserted)
             with self._phase("quality"):
                 self._record_quality(batch_id, facts, side)
@@ -273,30 +263,9 @@ class OnePass:
         killpoints.reached("watermarks")
 
     def _settle(self, newest: dt.datetime) -> None:
-        """The batch is done: the rows no window can need any more go once its gold MERGEs are done
-        (:meth:`_await_gold`); ``flush`` starts from here."""
-        self._evict_before = newest - self.keep
+        """The batch is done: drop the rows no window can need any more; ``flush`` starts from here."""
+        self.windows.evict(newest - self.keep)
         self._newest = newest
-        if not self._gold:
-            self._await_gold()
-
-    def _await_gold(self, *, fail: bool = True) -> None:
-        """Wait for the Delta gold MERGEs the last batch left running, then evict what the state no
-        longer needs. A failed MERGE fails the batch that waits (``fail``; else it is logged): its
-        outbox row stays, and the batch's retry runs it again (:meth:`_pay_gold`)."""
-        gold, self._gold = self._gold, []
-        if not all(f.done() for f in gold):
-            killpoints.reached("gold:pending")  # the batch that owes them has ended: a crash leaves them owed
-        error = _wait(gold)
-        if error is not None:
-            if fail:
-                raise error
-            log.error(
-                "delta gold merge failed; owed to the next batch",
-                extra={"query": self.name, "error": repr(error)},
-            )
-        if self._evict_before is not None and self.windows.loaded:
-            self.windows.evict(self._evict_before)
 
     def _checked(self, batch: DataFrame) -> tuple[DataFrame, str]:
         """The batch decoded and judged by every rule but lateness (held: release it), and the reader
@@ -322,8 +291,6 @@ class OnePass:
     def _dedup(self, classified: DataFrame, oldest: dt.datetime, version: int) -> DataFrame:
         """The batch's valid events not seen before (persisted): first per event_id, minus the state's ids."""
         with self._phase("state"):
-            # The last batch's gold MERGEs read the state: it changes (pieces added, compacted) after them.
-            self._await_gold()
             # The state must hold every window the batch can touch, and every id it can repeat.
             self.windows.ensure(version, oldest.replace(second=0, microsecond=0) - self.keep + self._lateness)
         held = self.windows.rows(oldest)
@@ -344,91 +311,33 @@ class OnePass:
             assert held is not None, "the state holds this batch's rows"
             sink.write(window_rows(held, spec, starts), batch_id)
 
-    def _gold_step(
-        self,
-        batch_id: int,
-        version: int,
-        before: dt.datetime | None,
-        newest: dt.datetime | None,
-        minutes: list[dt.datetime],
-    ) -> None:
-        """Delta gold's part of a batch: what earlier batches still owe, then the windows of this one."""
-        self._await_gold()
-        self._pay_gold(batch_id, version)
-        if newest is not None and (newest != before or minutes):
-            self._gold_delta(before, newest, minutes, batch_id)
-
     def _gold_delta(
         self, before: dt.datetime | None, newest: dt.datetime, minutes: list[dt.datetime], batch_id: int
-    ) -> None:
+    ) -> list[Future[Any]]:
         """MERGE into Delta ``gold/<table>`` the windows that closed with this batch (their end fell behind
         the lateness horizon), plus closed windows it still changed (a lagging partition). Delta gold is
         the lake's record of final windows; a MERGE per closed minute instead of per micro-batch keeps
-        the hot path short. ``flush`` writes the still-open windows at a graceful stop.
-
-        The MERGEs run after the batch: it ends once they are recorded as owed (PostgreSQL), and the
-        next batch waits for them only before it changes the state they read, so they overlap its read
-        and decode (a MERGE is mostly driver time: planning, file search, commit). A crash before one
-        is done leaves it owed, and the next batch of any run pays it first (:meth:`_pay_gold`)."""
+        the hot path short. ``flush`` writes the still-open windows at a graceful stop."""
         lo = before - self._lateness if before is not None else None
         hi = newest - self._lateness
-        owed = []
-        for spec in self.specs:
+        out = []
+        for spec, delta in zip(self.specs, self.gold_delta, strict=True):
             width = dt.timedelta(minutes=spec.window_minutes)
-            late = tuple(w for w in touched(minutes, spec) if w + width <= hi)
+            late = [w for w in touched(minutes, spec) if w + width <= hi]
             # Only the rows of windows that can close now (end in (lo, hi]) or that a lagging partition
             # changed: the state's older rows belong to windows merged by earlier batches.
-            since = lo - width if lo is not None else (self.windows.floor or newest)
-            owed.append(GoldMerge(spec.table, batch_id, min([since, *late]), lo, hi, late))
-        pg.retrying(lambda: owe_gold(self.live.postgres_url, self.name, owed), what=f"{self.name} gold owed {batch_id}")
-        for merge in owed:
-            if (df := self._closed_windows(merge)) is not None:
-                self._gold.append(self.pool.submit(self._merge, merge, df))
-            else:
-                self._gold_paid(merge)
-
-    def _closed_windows(self, merge: GoldMerge) -> DataFrame | None:
-        """The exact rows of the windows ``merge`` covers, from the state (None: it holds none)."""
-        spec = next(s for s in self.specs if s.table == merge.gold_table)
-        rows = self.windows.rows(merge.since, merge.hi)  # the pieces' floors bound it from below
-        if rows is None:
-            return None
-        closed = F.col("window_end") <= F.lit(merge.hi)
-        if merge.lo is not None:
-            closed &= F.col("window_end") > F.lit(merge.lo)
-        if merge.late:
-            closed |= F.col("window_start").isin(list(merge.late))
-        return aggregate(rows, spec).where(closed)
-
-    def _merge(self, merge: GoldMerge, df: DataFrame) -> None:
-        delta = self.gold_delta[[s.table for s in self.specs].index(merge.gold_table)]
-        with self._phase(f"{delta.kind}:{delta.target}"):
-            delta.write(df, merge.batch_id)
-        killpoints.reached(f"{delta.kind}:{delta.target}")
-        self._gold_paid(merge)
-
-    def _gold_paid(self, merge: GoldMerge) -> None:
-        pg.retrying(
-            lambda: gold_done(self.live.postgres_url, self.name, merge), what=f"{self.name} gold done {merge.batch_id}"
-        )
-
-    def _pay_gold(self, batch_id: int | None, version: int) -> None:
-        """Run the Delta gold MERGEs that earlier batches (before ``batch_id``; None: all) still owe: their
-        process died, or the MERGE failed, after the batch ended. Their rows come from silver as of
-        ``version`` where the state no longer holds them; the values are absolute, so a MERGE that
-        did commit before the crash is merely redone."""
-        owed = pg.retrying(
-            lambda: gold_owed(self.live.postgres_url, self.name, batch_id), what=f"{self.name} gold owed"
-        )
-        for merge in owed:
-            with self._phase("gold_owed"):
-                self.windows.ensure(version, merge.since)
-                if (df := self._closed_windows(merge)) is not None:
-                    self._merge(merge, df)
-                else:
-                    self._gold_paid(merge)
-            done = {"query": self.name, "table": merge.gold_table, "batch_id": merge.batch_id}
-            log.info("owed gold merge done", extra=done)
+            since = [lo - width] if lo is not None else [self.windows.floor or newest]
+            rows = self.windows.rows(min(since + late), hi)  # the pieces' floors bound it from below
+            if rows is None:
+                continue
+            ends = aggregate(rows, spec)
+            closed = F.col("window_end") <= F.lit(hi)
+            if lo is not None:
+                closed &= F.col("window_end") > F.lit(lo)
+            if late:
+                closed |= F.col("window_start").isin(late)
+            out.append(self._side(delta, ends.where(closed), batch_id))
+        return out
 
     def flush(self) -> None:
         """MERGE every open window (its end after the lateness horizon) into Delta gold, at a graceful
@@ -440,11 +349,8 @@ class OnePass:
         (windows that closed in the interrupted batch are merged again too: same values)."""
         if not self.gold:
             return
-        self._await_gold(fail=False)
-        loaded = self.windows.loaded  # paying what is owed may load part of the state from silver
-        self._pay_gold(None, self._silver_version())
         newest = self._newest
-        if not loaded:
+        if not self.windows.loaded:
             newest = pg.retrying(
                 lambda: settled_newest(self.live.postgres_url, self.name), what=f"{self.name} flush horizon"
             )
@@ -510,7 +416,6 @@ class OnePass:
         )
 
     def close(self) -> None:
-        self._await_gold(fail=False)
         self.pool.shutdown(wait=True)
         self.windows.reset()
 

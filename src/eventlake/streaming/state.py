@@ -47,16 +47,6 @@ CREATE TABLE IF NOT EXISTS eventlake_stream_resets (
     starting_offsets text NOT NULL,
     reset_at         timestamptz NOT NULL DEFAULT now()
 );
-CREATE TABLE IF NOT EXISTS eventlake_stream_gold_pending (
-    query      text NOT NULL,
-    gold_table text NOT NULL,
-    batch_id   bigint NOT NULL,
-    since      timestamptz NOT NULL,
-    lo         timestamptz,
-    hi         timestamptz NOT NULL,
-    late       timestamptz[] NOT NULL,
-    PRIMARY KEY (query, gold_table, batch_id)
-);
 CREATE TABLE IF NOT EXISTS eventlake_stream_batches (
     query          text NOT NULL,
     batch_id       bigint NOT NULL,
@@ -178,48 +168,4 @@ def save_watermarks(url: str, query: str, batch_id: int, maxima: Iterable[tuple[
             "INSERT INTO eventlake_stream_watermarks (query, batch_id, kafka_partition, max_event_time)"
             " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
             [(query, batch_id, p, t) for p, t in maxima],
-        )
-
-
-@dataclass(frozen=True)
-class GoldMerge:
-    """The Delta gold MERGE of one gold table that a batch owes: the windows that closed with it
-    (``lo < window_end <= hi``; no lower bound when ``lo`` is None) and closed windows it changed
-    (starting at ``late``), aggregated from the silver rows with ``since <= event_time < hi``."""
-
-    gold_table: str
-    batch_id: int
-    since: dt.datetime
-    lo: dt.datetime | None
-    hi: dt.datetime
-    late: tuple[dt.datetime, ...]
-
-
-def owe_gold(url: str, query: str, merges: Iterable[GoldMerge]) -> None:
-    """Record MERGEs a batch leaves running when it ends (before it ends: a crash then finds them)."""
-    with pg.connect(url) as conn:
-        conn.cursor().executemany(
-            "INSERT INTO eventlake_stream_gold_pending (query, gold_table, batch_id, since, lo, hi, late)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            [(query, m.gold_table, m.batch_id, m.since, m.lo, m.hi, list(m.late)) for m in merges],
-        )
-
-
-def gold_owed(url: str, query: str, before_batch: int | None = None) -> list[GoldMerge]:
-    """MERGEs recorded and not done (their batch's process died, or the MERGE failed), oldest first;
-    only those of batches before ``before_batch`` when given."""
-    with pg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT gold_table, batch_id, since, lo, hi, late FROM eventlake_stream_gold_pending"
-            " WHERE query = %s AND batch_id < %s ORDER BY batch_id, gold_table",
-            (query, before_batch if before_batch is not None else 2**62),
-        ).fetchall()
-    return [GoldMerge(t, int(b), since, lo, hi, tuple(late)) for t, b, since, lo, hi, late in rows]
-
-
-def gold_done(url: str, query: str, merge: GoldMerge) -> None:
-    with pg.connect(url) as conn:
-        conn.execute(
-            "DELETE FROM eventlake_stream_gold_pending WHERE query = %s AND gold_table = %s AND batch_id = %s",
-            (query, merge.gold_table, merge.batch_id),
         )
