@@ -360,6 +360,9 @@ def main() -> None:
     parser.add_argument("--silver-sizes", default="0,5000000,20000000")
     parser.add_argument("--batch", type=int, default=200_000, help="records of the silver-scaling input")
     parser.add_argument(
+        "--per-trigger", type=int, default=500_000, help="records per micro-batch of the throughput run"
+    )
+    parser.add_argument(
         "--warmup", type=int, default=200_000, help="records of the Spark passes' warm-up run (0: measure cold)"
     )
     parser.add_argument(
@@ -430,7 +433,7 @@ def warm_up(spark: Any, home: Path, source: str, n: int) -> None:
 def run(home: Path, args: argparse.Namespace, skip: set[str]) -> None:
     from eventlake.streaming.session import build_spark  # noqa: PLC0415
 
-    settings = _settings(home, "tput", max_offsets_per_trigger=500_000)
+    settings = _settings(home, "tput", max_offsets_per_trigger=args.per_trigger)
     settings.topics.sources = (args.source,)
     t = time.monotonic()
     filled = _fill(settings, [args.source], args.n)
