@@ -1,7 +1,8 @@
 """An outage of the lake's S3 API (MinIO) while the pipeline streams, injected by a loopback proxy in
-front of the real server: S3A retries, then the Delta write fails its batch and the supervisor restarts
-the query from its checkpoint (kept off the lake here, on local disk) until S3 answers again; the serving path
-(PostgreSQL gold) never stops. Afterwards every layer equals an independent recompute.
+front of the real server: S3A's own retries rode out 10 s and 60 s without a failed batch (measured);
+an outage that outlasts them fails the Delta write and its batch, and the supervisor restarts the query
+from its checkpoint (kept off the lake here, on local disk). The serving path (PostgreSQL gold) never
+stops. Afterwards every layer equals an independent recompute.
 
 Only this test's bucket goes through the proxy: Hadoop's S3A reads a per-bucket endpoint
 (``fs.s3a.bucket.<name>.endpoint``) when it first opens that bucket, so the shared Spark session's
