@@ -68,7 +68,7 @@ $(VENDOR)/.stamp: web/package.json web/package-lock.json
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip==25.3
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[spark,dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 jars: $(STAMP)

@@ -78,3 +78,43 @@ def test_dq_check_names_the_bad_line(tmp_path: Path) -> None:
 def test_dq_report_bad_since_exits_2(tmp_path: Path) -> None:
     res = run("dq", "report", "--since", "yesterday", EVENTLAKE_HOME=str(tmp_path))
     assert res.returncode == 2 and "15m, 2h, 7d" in res.stderr
+
+
+WITHOUT_SPARK = """
+import importlib.abc, sys
+
+class _NoSpark(importlib.abc.MetaPathFinder):  # as if the `spark` extra were not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"pyspark", "delta", "deltalake", "pandas", "pyarrow"}:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, _NoSpark())
+"""
+
+#: what the services image (deploy/docker/eventlake.Dockerfile, no `spark` extra) runs
+SERVICES = (
+    "eventlake.cli",
+    "eventlake.registry.app",
+    "eventlake.observability.dashboard",
+    "eventlake.sources.produce",
+    "eventlake.serving.engine",
+    "eventlake.alerting.dispatcher",
+)
+
+
+def test_the_services_run_without_the_spark_extra_and_lake_commands_say_what_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "sitecustomize.py").write_text(WITHOUT_SPARK)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "EVENTLAKE_HOME": str(tmp_path / "home")}
+    imports = "; ".join(f"import {m}" for m in SERVICES)
+    probe = f"{imports}\ntry:\n    import pyspark\nexcept ModuleNotFoundError:\n    print('no pyspark')"
+    res = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert res.returncode == 0, f"a service module needs Spark:\n{res.stderr}"
+    assert res.stdout.strip() == "no pyspark", "the blocker let pyspark through"
+    assert run("--help", **env).returncode == 0
+    res = run("stream", "--until-idle", **env)
+    assert res.returncode == 1
+    line = res.stderr.strip()
+    assert len(line.splitlines()) == 1 and "eventlake[spark]" in line and "pyspark" in line, line

@@ -17,7 +17,7 @@ RUN apt-get update \
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install --upgrade pip==25.3
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['spark']))" > /tmp/requirements.txt \
  && /opt/venv/bin/pip install -c constraints.txt -r /tmp/requirements.txt
 COPY jvm ./jvm
 COPY config ./config

@@ -681,6 +681,10 @@ def batch_dq_report(
     out.print(f"sent to: {', '.join(sent)}" if sent else "already sent (use --resend to send it again)")
 
 
+#: the ``spark`` extra's top-level modules (pyproject.toml)
+SPARK_MODULES = frozenset({"pyspark", "delta", "deltalake", "pandas", "pyarrow"})
+
+
 def main() -> None:
     """Console-script entry point: one-line errors, exit 1 for failures and 2 for bad usage."""
     try:
@@ -698,4 +702,15 @@ def main() -> None:
         sys.exit(getattr(ex, "exit_code", 2))
     except EventlakeError as ex:
         err.print(f"error: {ex}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except ModuleNotFoundError as ex:  # the services image has no Spark: the lake commands say so
+        if (ex.name or "").split(".")[0] not in SPARK_MODULES:
+            raise
+        err.print(
+            f"error: this command needs Spark ({ex.name} is not installed); "
+            "install eventlake[spark], or run it in the eventlake-spark image",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(1)

@@ -306,6 +306,14 @@ class StreamingSettings(Section):
     #: (a device clock running fast must not move its partition's lateness horizon)
     max_future_skew_s: int = Field(default=60, ge=0)
     master: str = "local[2]"
+    #: the address executors reach the driver at (``spark.driver.host``). The default keeps a local
+    #: driver on loopback; on a cluster set the driver's own name (a Compose service, a Kubernetes
+    #: headless Service): the driver then binds every interface (``spark.driver.bindAddress`` 0.0.0.0)
+    driver_host: str = LOOPBACK
+    #: the driver's RPC and block-manager ports (0: any free port); fixed ports let a container or a
+    #: Kubernetes Service expose them to the executors
+    driver_port: Port = 0
+    block_manager_port: Port = 0
     #: more Spark settings, applied last (they win): what a cluster needs, e.g.
     #: ``{"spark.executor.memory": "2g", "spark.cores.max": "8"}`` (env: JSON)
     spark_conf: dict[str, str] = Field(default_factory=dict)
@@ -463,6 +471,10 @@ class DashboardSettings(Section):
     pool_size: int = Field(default=4, ge=2, le=50)
     #: how long a request waits for a pooled connection (and a new connection for its handshake)
     pool_timeout_s: float = Field(default=5.0, gt=0)
+    #: the streaming process's HTTP endpoint (``/metrics``) for the pipeline panel; unset: the URL
+    #: the streaming process leaves in ``<home>/run/streaming.json`` (both on one machine). Set it
+    #: when the dashboard runs elsewhere (another container or pod), e.g. ``http://streaming:9108``
+    streaming_url: str | None = None
 
 
 class ConnectSettings(Section):

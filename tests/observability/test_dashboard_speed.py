@@ -7,9 +7,16 @@ import datetime as dt
 
 import psycopg
 import pytest
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest, start_http_server
 
-from eventlake.observability.dashboard import LATENCY_WINDOWS, BatchDurations, end_to_end, histograms
+from eventlake.observability.dashboard import (
+    LATENCY_WINDOWS,
+    BatchDurations,
+    end_to_end,
+    histograms,
+    pipeline,
+    streaming_metrics_url,
+)
 from eventlake.observability.metrics import STREAM_BATCH_BUCKETS
 from eventlake.services.postgres import PostgresService
 from eventlake.streaming.specs import GOLD_SPECS, ensure_gold_table
@@ -98,3 +105,25 @@ def test_latency_is_window_end_to_final_row_over_closed_windows(make_settings: M
         assert figures["updated_ago_s"] == txn["updated_ago_s"]
     finally:
         pg.stop()
+
+
+def test_the_pipeline_panel_reads_a_configured_streaming_url(make_settings: MakeSettings) -> None:
+    """A dashboard in another container than the streaming process (Compose, Kubernetes) has no
+    ``<home>/run/streaming.json``: ``dashboard.streaming_url`` names the endpoint instead."""
+    registry = CollectorRegistry()
+    h = Histogram(
+        "eventlake_stream_batch_duration_seconds", "d", ["query"], buckets=STREAM_BATCH_BUCKETS, registry=registry
+    )
+    h.labels(QUERY).observe(1.5)
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        assert streaming_metrics_url(make_settings()) is None, "no record, no setting: nothing runs"
+        settings = make_settings(dashboard={"streaming_url": url + "/"})
+        assert streaming_metrics_url(settings) == url
+        panel = pipeline(streaming_metrics_url(settings))
+        assert panel["running"] is True
+        assert panel["queries"][QUERY]["batches"] == 1
+    finally:
+        server.shutdown()
+        thread.join(5)

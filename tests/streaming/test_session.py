@@ -1,14 +1,19 @@
-"""The local Spark JVM yields the CPU: every thread of a process gets the nice value."""
+"""The Spark session: the local JVM yields the CPU (every thread gets the nice value), generated code
+is cached, and the driver is reachable where executors on other hosts look for it."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from eventlake.streaming.session import lower_priority
+import pytest
+
+from eventlake.net import free_port, port_accepts
+from eventlake.streaming.session import lower_priority, spark_conf
 
 THREADS = """
 import threading, time
@@ -56,3 +61,72 @@ def test_generated_code_outlives_a_batchs_worth_of_other_plans(spark: Any) -> No
     before = compiles.getCount()
     run(0)
     assert compiles.getCount() == before, "the first plan's code was evicted and compiled again"
+
+
+def test_the_driver_stays_on_loopback_unless_a_driver_host_is_set(make_settings: Any) -> None:
+    default = spark_conf(make_settings())
+    assert (default["spark.driver.host"], default["spark.driver.bindAddress"]) == ("127.0.0.1", "127.0.0.1")
+    assert "spark.driver.port" not in default and "spark.driver.blockManager.port" not in default
+    cluster = spark_conf(
+        make_settings(
+            streaming={
+                "driver_host": "streaming",
+                "driver_port": 7078,
+                "block_manager_port": 7079,
+                "spark_conf": {"spark.driver.blockManager.port": "7080"},
+            }
+        )
+    )
+    assert (cluster["spark.driver.host"], cluster["spark.driver.bindAddress"]) == ("streaming", "0.0.0.0")
+    assert cluster["spark.driver.port"] == "7078"
+    assert cluster["spark.driver.blockManager.port"] == "7080", "streaming.spark_conf is applied last"
+
+
+def _host_address() -> str | None:
+    """An address of this host other than loopback (where executors on other hosts would reach it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
+        except OSError:
+            return None
+        address = str(s.getsockname()[0])
+    return None if address.startswith("127.") else address
+
+
+DRIVER = """
+import sys
+from eventlake.config import Settings
+from eventlake.streaming.session import build_spark
+spark = build_spark(Settings())
+assert spark.range(5).count() == 5
+print(spark.conf.get("spark.driver.host"), spark.conf.get("spark.driver.port"), flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_driver_with_a_driver_host_is_reachable_there(make_settings: Any, tmp_path: Path) -> None:
+    """What a cluster's executors need (Compose's ``spark-worker``, a Kubernetes pod): the driver's RPC
+    port answers on the host's own address, not only on loopback."""
+    address = _host_address()
+    if address is None:
+        pytest.skip("this host has no address but loopback")
+    port = free_port("0.0.0.0")
+    settings = make_settings()
+    env = {
+        **os.environ,
+        "EVENTLAKE_HOME": str(settings.home),
+        "EVENTLAKE_STREAMING_DRIVER_HOST": address,
+        "EVENTLAKE_STREAMING_DRIVER_PORT": str(port),
+        "EVENTLAKE_STREAMING_JVM_NICE": "0",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DRIVER], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().split() == [address, str(port)]
+        assert port_accepts(address, port), f"the driver does not answer on {address}:{port}"
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=60)

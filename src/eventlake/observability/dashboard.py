@@ -347,7 +347,10 @@ def pipeline(metrics_url: str | None, durations: BatchDurations | None = None) -
 
 
 def streaming_metrics_url(settings: Settings) -> str | None:
-    """The streaming process's URL, from the record it leaves in ``<home>/run/streaming.json``."""
+    """The streaming process's URL: ``dashboard.streaming_url`` when set (the dashboard runs on another
+    host or container), else the record it leaves in ``<home>/run/streaming.json``."""
+    if settings.dashboard.streaming_url:
+        return settings.dashboard.streaming_url.rstrip("/")
     record = settings.home / "run" / "streaming.json"
     try:
         return str(json.loads(record.read_text())["url"])

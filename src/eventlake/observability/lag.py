@@ -17,9 +17,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from eventlake.kafka.security import PLAINTEXT, KafkaSecurity
-from eventlake.streaming.progress import Offsets
 
 log = logging.getLogger(__name__)
+
+#: a reader's position: topic -> partition -> next offset to read (Spark's ``endOffset`` JSON)
+Offsets = dict[str, dict[int, int]]
 
 
 def _probe(bootstrap: str, security: KafkaSecurity, kind: str) -> Consumer:

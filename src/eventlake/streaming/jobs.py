@@ -17,7 +17,7 @@ from eventlake.config import Settings
 from eventlake.endpoints import Endpoints
 from eventlake.errors import EventlakeError
 from eventlake.kafka.security import client_security
-from eventlake.observability.lag import LagCollector
+from eventlake.observability.lag import LagCollector, Offsets
 from eventlake.observability.server import kafka_check, postgres_check, serve_health
 from eventlake.quality.checks import require_java_regexes
 from eventlake.quality.rules import load_quality
@@ -28,7 +28,7 @@ from eventlake.sources.produce import produce
 from eventlake.stopping import stop_on_signals
 from eventlake.streaming.lock import LakeLock
 from eventlake.streaming.pipeline import LAYERS, OnePass, start_pass
-from eventlake.streaming.progress import Offsets, ProgressRecorder, QueryProgress
+from eventlake.streaming.progress import ProgressRecorder, QueryProgress
 from eventlake.streaming.schemas import require_subjects
 from eventlake.streaming.silver import SilverCounts
 from eventlake.streaming.specs import GOLD_SPECS, ensure_gold_table

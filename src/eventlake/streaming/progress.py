@@ -21,6 +21,7 @@ from pyspark.sql.streaming.listener import (
     StreamingQueryListener,
 )
 
+from eventlake.observability.lag import Offsets
 from eventlake.observability.metrics import (
     STREAM_BATCH_DURATION,
     STREAM_INPUT_ROWS,
@@ -42,9 +43,6 @@ class QueryProgress:
     state_rows: int = 0
     terminated: bool = False
     error: str | None = None
-
-
-Offsets = dict[str, dict[int, int]]  # topic -> partition -> next offset to read
 
 
 def kafka_offsets(text: str | None) -> Offsets:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from eventlake.config import Settings
+from eventlake.config import LOOPBACK, Settings
 from eventlake.jvm import classpath, find_java
 from eventlake.lake import s3_credentials
 
@@ -89,72 +89,77 @@ def spark_log_config(settings: Settings) -> Path:
     return conf
 
 
-def build_spark(settings: Settings, app_name: str = "eventlake", *, s3_endpoint: str | None = None) -> SparkSession:
-    """Create (or return the running) SparkSession configured for eventlake.
+def spark_conf(settings: Settings, *, s3_endpoint: str | None = None) -> dict[str, str]:
+    """Every Spark setting eventlake's session starts with (``streaming.spark_conf`` last: it wins).
 
     ``s3_endpoint``: where the lake's S3 API answers (``Endpoints.s3_endpoint``, e.g. the local
     server's); None: ``settings.s3.endpoint`` (None there too: AWS's own endpoint)."""
     cfg = settings.streaming
+    conf = {
+        "spark.jars": ",".join(str(j) for j in extension_jars(settings)),
+        "spark.driver.memory": cfg.driver_memory,
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.shuffle.partitions": str(cfg.shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.streaming.stateStore.providerClass": (
+            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+        ),
+        "spark.ui.enabled": "false",
+        "spark.driver.host": cfg.driver_host,
+        # A driver that executors on other hosts reach must listen beyond loopback.
+        "spark.driver.bindAddress": LOOPBACK if cfg.driver_host == LOOPBACK else "0.0.0.0",
+        "spark.databricks.delta.optimizeMetadataQuery.enabled": "true",
+        "spark.sql.adaptive.enabled": "true",
+        # A pass batch runs ~270 distinct generated classes (three sources: ~800); Spark's default cache
+        # of 100 evicts them, so every batch recompiled its code with Janino and the JIT compiled it
+        # again: 531 Janino compiles per 1 M records on a warm JVM, none with this size, and 19 % less
+        # JVM CPU (docs/performance.md, session 9). A static conf: set before the session starts.
+        "spark.sql.codegen.cache.maxEntries": str(CODEGEN_CACHE_ENTRIES),
+        # Delta's snapshot reconstruction defaults to 50 partitions: far too many for a laptop.
+        "spark.databricks.delta.snapshotPartitions": str(cfg.shuffle_partitions),
+        "spark.ui.showConsoleProgress": "false",
+        # Mitigation, root cause not found: once in three kill -9 test runs a Delta append from a side
+        # thread failed with DUPLICATED_MAP_KEY "mode" (a map Spark/Delta builds internally; eventlake
+        # builds no maps). Last-wins instead of failing the batch; our own data carries no maps.
+        "spark.sql.mapKeyDedupPolicy": "LAST_WIN",
+        # -Xss: Spark formats a failed or interrupted batch's plan recursively; the default 1 MB stack
+        # of its stream threads overflowed doing so at stop (thousands of lines of StackOverflowError).
+        "spark.driver.extraJavaOptions": (
+            f"-Xss16m -Dlog4j2.configurationFile=file:{spark_log_config(settings)} {avro_limits(settings)}"
+        ),
+        "spark.executor.extraJavaOptions": avro_limits(settings),
+    }
+    if cfg.driver_port:
+        conf["spark.driver.port"] = str(cfg.driver_port)
+    if cfg.block_manager_port:
+        conf["spark.driver.blockManager.port"] = str(cfg.block_manager_port)
+    if settings.lake_uri.startswith(("s3://", "s3a://")) or settings.s3.local or settings.s3.endpoint:
+        s3 = settings.s3
+        conf["spark.hadoop.fs.s3a.path.style.access"] = "true"
+        conf["spark.hadoop.fs.s3.impl"] = "org.apache.hadoop.fs.s3a.S3AFileSystem"
+        endpoint = s3_endpoint if s3_endpoint is not None else s3.endpoint
+        if endpoint:
+            conf["spark.hadoop.fs.s3a.endpoint"] = endpoint
+            conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(endpoint.startswith("https")).lower()
+        credentials = s3_credentials(settings)
+        if credentials is not None:
+            conf["spark.hadoop.fs.s3a.access.key"] = credentials[0]
+            conf["spark.hadoop.fs.s3a.secret.key"] = credentials[1]
+        conf["spark.hadoop.fs.s3a.endpoint.region"] = s3.region
+    conf.update(cfg.spark_conf)
+    return conf
+
+
+def build_spark(settings: Settings, app_name: str = "eventlake", *, s3_endpoint: str | None = None) -> SparkSession:
+    """Create (or return the running) SparkSession configured for eventlake (:func:`spark_conf`)."""
     java = find_java(settings)
     os.environ.setdefault("JAVA_HOME", str(java.path.parent.parent))
     # Python workers must run the same interpreter as the driver (the venv's).
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    builder = (
-        SparkSession.builder.appName(app_name)
-        .master(cfg.master)
-        .config("spark.jars", ",".join(str(j) for j in extension_jars(settings)))
-        .config("spark.driver.memory", cfg.driver_memory)
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
-        .config("spark.sql.shuffle.partitions", str(cfg.shuffle_partitions))
-        .config("spark.sql.session.timeZone", "UTC")
-        .config(
-            "spark.sql.streaming.stateStore.providerClass",
-            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
-        )
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.databricks.delta.optimizeMetadataQuery.enabled", "true")
-        .config("spark.sql.adaptive.enabled", "true")
-        # A pass batch runs ~270 distinct generated classes (three sources: ~800); Spark's default cache
-        # of 100 evicts them, so every batch recompiled its code with Janino and the JIT compiled it
-        # again: 531 Janino compiles per 1 M records on a warm JVM, none with this size, and 19 % less
-        # JVM CPU (docs/performance.md, session 9). A static conf: set before the session starts.
-        .config("spark.sql.codegen.cache.maxEntries", str(CODEGEN_CACHE_ENTRIES))
-        # Delta's snapshot reconstruction defaults to 50 partitions: far too many for a laptop.
-        .config("spark.databricks.delta.snapshotPartitions", str(cfg.shuffle_partitions))
-        .config("spark.ui.showConsoleProgress", "false")
-        # Mitigation, root cause not found: once in three kill -9 test runs a Delta append from a side
-        # thread failed with DUPLICATED_MAP_KEY "mode" (a map Spark/Delta builds internally; eventlake
-        # builds no maps). Last-wins instead of failing the batch; our own data carries no maps.
-        .config("spark.sql.mapKeyDedupPolicy", "LAST_WIN")
-        # -Xss: Spark formats a failed or interrupted batch's plan recursively; the default 1 MB stack
-        # of its stream threads overflowed doing so at stop (thousands of lines of StackOverflowError).
-        .config(
-            "spark.driver.extraJavaOptions",
-            f"-Xss16m -Dlog4j2.configurationFile=file:{spark_log_config(settings)} {avro_limits(settings)}",
-        )
-        .config("spark.executor.extraJavaOptions", avro_limits(settings))
-    )
-    if settings.lake_uri.startswith(("s3://", "s3a://")) or settings.s3.local or settings.s3.endpoint:
-        s3 = settings.s3
-        credentials = s3_credentials(settings)
-        endpoint = s3_endpoint if s3_endpoint is not None else s3.endpoint
-        builder = builder.config("spark.hadoop.fs.s3a.path.style.access", "true").config(
-            "spark.hadoop.fs.s3.impl", "org.apache.hadoop.fs.s3a.S3AFileSystem"
-        )
-        if endpoint:
-            builder = builder.config("spark.hadoop.fs.s3a.endpoint", endpoint).config(
-                "spark.hadoop.fs.s3a.connection.ssl.enabled", str(endpoint.startswith("https")).lower()
-            )
-        if credentials is not None:
-            builder = builder.config("spark.hadoop.fs.s3a.access.key", credentials[0]).config(
-                "spark.hadoop.fs.s3a.secret.key", credentials[1]
-            )
-        builder = builder.config("spark.hadoop.fs.s3a.endpoint.region", s3.region)
-    for key, value in cfg.spark_conf.items():
+    builder = SparkSession.builder.appName(app_name).master(settings.streaming.master)
+    for key, value in spark_conf(settings, s3_endpoint=s3_endpoint).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     if settings.streaming.jvm_nice:
