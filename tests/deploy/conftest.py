@@ -2,38 +2,34 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from eventlake.services.minio import MinioService
+from tests.conftest import MakeSettings
+from tests.deploy.s3 import ACCESS_KEY, SECRET_KEY
+
 
 @pytest.fixture(scope="session")
-def s3_api() -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def s3_api(make_settings: MakeSettings, minio_bin: Path) -> Iterator[str]:
+    """A real MinIO (the server the Compose stack and the chart's dev values run) on loopback."""
+    settings = make_settings(
+        "deploy-s3",
+        s3={
+            "local": True,
+            "server": "minio",
+            "minio_bin": minio_bin,
+            "access_key_id": ACCESS_KEY,
+            "secret_access_key": SECRET_KEY,
+            "bucket": "deploy-tests",
+        },
     )
-    url = f"http://127.0.0.1:{port}"
+    service = MinioService(settings)
+    state = service.start()
+    assert state.endpoint is not None
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("moto_server did not start")
-        yield url
+        yield state.endpoint
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        service.stop()
