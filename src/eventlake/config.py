@@ -94,6 +94,13 @@ class KafkaSettings(Section):
     replication_factor: int = Field(default=1, gt=0, le=7)
     heap: str = Field(default="768m", pattern=r"^\d+[mMgG]$")
     start_timeout_s: float = Field(default=90.0, gt=0)
+    #: how long ``eventlake produce`` keeps a record it could not deliver (buffered, retried by the
+    #: idempotent producer) before it reports it failed (librdkafka ``message.timeout.ms``). It must
+    #: outlast a broker outage: with librdkafka's 300 s, the records queued in the first seconds of
+    #: a 300 s outage (tests/chaos/test_broker_loss.py) would expire just before the broker is back.
+    #: A full local queue (500,000 records or 1 GiB) blocks the producer meanwhile: backpressure,
+    #: not loss
+    producer_delivery_timeout_s: float = Field(default=1800.0, gt=0, le=86_400)
     security_protocol: KafkaProtocol = "PLAINTEXT"
     sasl_mechanism: ScramMechanism = "SCRAM-SHA-512"
     sasl_username: KafkaUser | None = None

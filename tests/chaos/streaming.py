@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from deltalake.exceptions import TableNotFoundError
 from prometheus_client import REGISTRY
 
@@ -123,6 +124,16 @@ class Pipeline:
         )
 
 
+#: outages this long (and longer) run with the default restart backoff (doubling up to 30 s): with the
+#: short backoff of the other tests (2-4 s), a query failing all along a 300 s outage would be restarted
+#: 50-100 times, beyond the supervisor's budget (``streaming.max_restarts`` 20 per 900 s), and the
+#: pipeline would stop; with 30 s, about a dozen times
+LONG_OUTAGE_S = 300
+LONG_OUTAGE = {"restart_backoff_max_s": 30.0}
+#: pytest-timeout for a test with a long outage (the default is 600 s)
+LONG_TIMEOUT = pytest.mark.timeout(1800)
+
+
 def stream_settings(stack: Stack, make_settings: MakeSettings, tmp_path: Any, **overrides: Any) -> Settings:
     """:func:`~tests.streaming.test_pipeline.pipeline_settings` of a pipeline of one source (``SOURCE``),
     with ``overrides`` (``kafka=...``, ``postgres=...``), and the source's subjects registered."""
@@ -132,7 +143,7 @@ def stream_settings(stack: Stack, make_settings: MakeSettings, tmp_path: Any, **
         tmp_path,
         # No cap on a batch's records: a micro-batch takes 15-30 s on a loaded 2-core machine whatever its
         # size, so 1,000 per trigger would never catch up with 100 records/s.
-        streaming={"trigger_s": 1.0, "restart_backoff_max_s": 4.0},
+        streaming={"trigger_s": 1.0, "restart_backoff_max_s": 4.0, **overrides.pop("streaming", {})},
         **overrides,
     )
     settings.topics.sources = (SOURCE,)

@@ -24,7 +24,16 @@ from eventlake.kafka.admin import admin_client
 from eventlake.services import Stack, endpoints
 from eventlake.services.kafka import KafkaCluster, KafkaService
 from eventlake.services.process import wait_until
-from tests.chaos.streaming import SOURCE, produce_once_running, restarts, stream_settings, streaming
+from tests.chaos.streaming import (
+    LONG_OUTAGE,
+    LONG_OUTAGE_S,
+    LONG_TIMEOUT,
+    SOURCE,
+    produce_once_running,
+    restarts,
+    stream_settings,
+    streaming,
+)
 from tests.conftest import MakeSettings
 from tests.streaming.exact import assert_layers_exact
 
@@ -68,9 +77,11 @@ def _broker_config(bootstrap: str, node_id: int) -> dict[str, str]:
     return {k: v.value for k, v in entries.items()}
 
 
-def _stream_settings(stack: Stack, make_settings: MakeSettings, tmp_path: Any, **kafka: Any) -> Settings:
+def _stream_settings(
+    stack: Stack, make_settings: MakeSettings, tmp_path: Any, streaming: dict[str, Any] | None = None, **kafka: Any
+) -> Settings:
     topics = _replicated_topics() if kafka.get("replication_factor", 1) > 1 else {}
-    return stream_settings(stack, make_settings, tmp_path, kafka=kafka, topics=topics)
+    return stream_settings(stack, make_settings, tmp_path, kafka=kafka, topics=topics, streaming=streaming or {})
 
 
 @pytest.mark.chaos  # ~4-5 min with the cluster's start; tests/services/test_kafka_cluster.py is the make-test part
@@ -140,7 +151,9 @@ def test_a_broker_killed_mid_stream_loses_and_duplicates_nothing(
 
 
 @pytest.mark.chaos  # ~3.5 min for 20 s (Spark's first batch alone takes a minute on a loaded machine)
-@pytest.mark.parametrize("outage_s", [20.0, 90.0], ids=lambda s: f"{s:g}s")
+@pytest.mark.parametrize(
+    "outage_s", [20.0, 90.0, pytest.param(float(LONG_OUTAGE_S), marks=LONG_TIMEOUT)], ids=lambda s: f"{s:g}s"
+)
 def test_the_only_broker_stopped_mid_stream_is_ridden_out(
     stack: Stack, make_settings: MakeSettings, spark: Any, tmp_path: Any, outage_s: float
 ) -> None:
@@ -149,7 +162,13 @@ def test_the_only_broker_stopped_mid_stream_is_ridden_out(
     kafka = KafkaService(make_settings("kafka1", kafka={"heap": HEAP}))
     kafka.start()
     try:
-        settings = _stream_settings(stack, make_settings, tmp_path, bootstrap=kafka.endpoint())
+        settings = _stream_settings(
+            stack,
+            make_settings,
+            tmp_path,
+            bootstrap=kafka.endpoint(),
+            streaming=LONG_OUTAGE if outage_s >= LONG_OUTAGE_S else {},
+        )
         live = endpoints(settings)
         restarts_before = restarts(f"pipeline_{SOURCE}")
         with streaming(settings, live) as pipeline:

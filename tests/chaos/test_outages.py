@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from eventlake.services import Stack, endpoints
-from tests.chaos.streaming import restarts, start_producing, streaming
+from tests.chaos.streaming import LONG_OUTAGE, LONG_OUTAGE_S, LONG_TIMEOUT, restarts, start_producing, streaming
 from tests.conftest import MakeSettings
 from tests.faults import TcpProxy
 from tests.streaming.exact import assert_layers_exact
@@ -28,7 +28,9 @@ SOURCE = "transactions"
     [
         ("postgres", 20),
         pytest.param(("postgres", 90), marks=pytest.mark.chaos),
+        pytest.param(("postgres", LONG_OUTAGE_S), marks=[pytest.mark.chaos, LONG_TIMEOUT]),
         pytest.param(("registry", 30), marks=pytest.mark.chaos),
+        pytest.param(("registry", LONG_OUTAGE_S), marks=[pytest.mark.chaos, LONG_TIMEOUT]),
     ],
     ids=lambda o: f"{o[0]}-{o[1]}s",
 )
@@ -42,7 +44,12 @@ def test_an_outage_mid_stream_is_ridden_out_and_every_layer_is_exact(
         stack,
         make_settings,
         tmp_path,
-        streaming={"trigger_s": 1.0, "max_offsets_per_trigger": 1000, "restart_backoff_max_s": 2.0},
+        streaming={
+            "trigger_s": 1.0,
+            "max_offsets_per_trigger": 1000,
+            "restart_backoff_max_s": 2.0,
+            **(LONG_OUTAGE if outage_s >= LONG_OUTAGE_S else {}),
+        },
     )
     settings.topics.sources = (SOURCE,)
     direct = endpoints(settings)

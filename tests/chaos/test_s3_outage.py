@@ -20,7 +20,16 @@ import pytest
 
 from eventlake.lake import s3_credentials
 from eventlake.services import Stack, endpoints
-from tests.chaos.streaming import SOURCE, restarts, start_producing, stream_settings, streaming
+from tests.chaos.streaming import (
+    LONG_OUTAGE,
+    LONG_OUTAGE_S,
+    LONG_TIMEOUT,
+    SOURCE,
+    restarts,
+    start_producing,
+    stream_settings,
+    streaming,
+)
 from tests.conftest import MakeSettings
 from tests.faults import TcpProxy
 from tests.streaming.exact import assert_layers_exact
@@ -30,13 +39,24 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.parametrize(
-    "outage_s", [10, pytest.param(60, marks=pytest.mark.chaos), pytest.param(300, marks=pytest.mark.chaos)]
+    "outage_s",
+    [
+        10,
+        pytest.param(60, marks=pytest.mark.chaos),
+        pytest.param(LONG_OUTAGE_S, marks=[pytest.mark.chaos, LONG_TIMEOUT]),
+    ],
 )
 def test_an_s3_outage_mid_stream_is_ridden_out_and_every_layer_is_exact(
     stack: Stack, make_settings: MakeSettings, spark: Any, tmp_path: Any, outage_s: float
 ) -> None:
     bucket = f"chaos-{uuid.uuid4().hex[:8]}"
-    settings = stream_settings(stack, make_settings, tmp_path, lake=f"s3://{bucket}/lake")
+    settings = stream_settings(
+        stack,
+        make_settings,
+        tmp_path,
+        lake=f"s3://{bucket}/lake",
+        streaming=LONG_OUTAGE if outage_s >= LONG_OUTAGE_S else {},
+    )
     direct = endpoints(settings).s3_endpoint
     assert direct is not None, "the session stack serves S3 (MinIO)"
     key, secret = s3_credentials(settings) or ("", "")

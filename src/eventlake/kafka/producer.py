@@ -27,7 +27,8 @@ DEFAULTS: dict[str, Any] = {
     "batch.size": 1_000_000,
     "queue.buffering.max.messages": 500_000,
     "queue.buffering.max.kbytes": 1_048_576,
-    # Long enough to ride out a broker restart; the idempotent producer keeps order and dedupes.
+    # Long enough to ride out a broker restart (eventlake produce: kafka.producer_delivery_timeout_s);
+    # the idempotent producer keeps order and dedupes.
     "message.timeout.ms": 300_000,
     "log_level": 3,
 }

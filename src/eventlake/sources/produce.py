@@ -229,7 +229,10 @@ def produce(
         faults=faults,
     )
     producer = EventProducer(
-        bootstrap, sources={lane.tally.topic: lane.tally.source for lane in lanes}, security=security
+        bootstrap,
+        sources={lane.tally.topic: lane.tally.source for lane in lanes},
+        security=security,
+        **{"message.timeout.ms": int(settings.kafka.producer_delivery_timeout_s * 1000)},
     )
     pacer = Pacer(rate, sleep=producer.idle)  # waiting serves delivery reports
     step = step_for(rate)
