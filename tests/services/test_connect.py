@@ -26,6 +26,8 @@ def test_connect_worker_starts_serves_rest_and_stops(make_settings: MakeSettings
         assert {"JsonConverter", "InsertField"} <= {p.split("$")[0] for p in plugins}
         topics = admin_client(kafka_bootstrap).list_topics(timeout=10).topics
         assert {"_connect-configs", "_connect-offsets", "_connect-status"} <= set(topics)
+        # The worker's own log (slf4j 2 + log4j2): it was empty while slf4j-api 1.7 found no provider.
+        assert "Kafka Connect started" in (svc.dir / "worker.log").read_text()
     finally:
         assert svc.stop()
     assert svc.running_process() is None

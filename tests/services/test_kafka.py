@@ -8,7 +8,8 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from eventlake.kafka.admin import admin_client
-from eventlake.services.kafka import new_cluster_id
+from eventlake.services import Stack
+from eventlake.services.kafka import KafkaService, new_cluster_id
 
 
 def _create_topic(bootstrap: str, partitions: int) -> str:
@@ -112,3 +113,10 @@ def test_cluster_ids_never_look_like_options() -> None:
     ids = {new_cluster_id() for _ in range(5000)}
     assert len(ids) == 5000
     assert not any(i.startswith("-") for i in ids) and all(len(i) == 22 for i in ids)
+
+
+def test_the_broker_logs_to_its_server_log(stack: Stack) -> None:
+    """slf4j 2 + log4j2: the log was empty while Kafka's slf4j-api 1.7 found no provider (jvm/pom.xml)."""
+    log = KafkaService(stack.settings).logs_dir / "server.log"
+    text = log.read_text()
+    assert "Kafka Server started" in text or "KafkaRaftServer" in text, f"{log}: {text[:300]!r}"

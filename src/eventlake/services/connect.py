@@ -16,7 +16,7 @@ from eventlake.jvm import classpath, find_java
 from eventlake.kafka.security import AUTOMATIC_PROVIDERS_PROPERTY, CONNECT_ENV_PROVIDER, client_security
 from eventlake.net import choose_port
 from eventlake.services.base import Service, ServiceState
-from eventlake.services.kafka import KafkaService
+from eventlake.services.kafka import LOG4J2_XML, KafkaService
 from eventlake.services.process import spawn, tail, terminate, wait_until
 
 
@@ -80,10 +80,13 @@ class ConnectService(Service):
         worker.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         cp = os.pathsep.join(str(j) for j in classpath(self.settings, "kafka"))
         out = self.dir / "connect.log"
+        log4j = self.dir / "log4j2.xml"
+        log4j.write_text(LOG4J2_XML.format(log=self.dir / "worker.log"))
         ref = spawn(
             [
                 str(java.path),
                 "-Xmx512m",
+                f"-Dlog4j2.configurationFile={log4j}",
                 # the only config provider the worker may instantiate: the one that reads its password
                 *([f"-D{AUTOMATIC_PROVIDERS_PROPERTY}={CONNECT_ENV_PROVIDER}"] if env else []),
                 "-cp",
@@ -103,7 +106,9 @@ class ConnectService(Service):
         ):
             terminate(ref)
             reason = next((ln for ln in reversed(tail(out)) if "ERROR" in ln), "timed out")
-            raise ServiceError(f"Kafka Connect failed to start: {reason.strip()[:300]}", f"see {out}")
+            raise ServiceError(
+                f"Kafka Connect failed to start: {reason.strip()[:300]}", f"see {out} and {self.dir / 'worker.log'}"
+            )
         return ServiceState(
             name=self.name,
             endpoint=url,

@@ -49,10 +49,11 @@ from eventlake.services.process import spawn, tail, terminate, wait_until
 log = logging.getLogger(__name__)
 
 NODE_ID = 1  # the stack's single node
+#: the JVM's log4j2 configuration (broker, Connect worker): INFO to a rolling file, errors to stderr
 LOG4J2_XML = """<?xml version="1.0" encoding="UTF-8"?>
 <Configuration status="WARN">
   <Appenders>
-    <RollingFile name="file" fileName="{logs}/server.log" filePattern="{logs}/server.log.%i">
+    <RollingFile name="file" fileName="{log}" filePattern="{log}.%i">
       <PatternLayout pattern="[%d] %p %m (%c)%n"/>
       <Policies><SizeBasedTriggeringPolicy size="50 MB"/></Policies>
       <DefaultRolloverStrategy max="3"/>
@@ -187,7 +188,7 @@ class KafkaService(Service):
         props = self._write_config(node)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         log4j = self.dir / "log4j2.xml"
-        log4j.write_text(LOG4J2_XML.format(logs=self.logs_dir))
+        log4j.write_text(LOG4J2_XML.format(log=self.logs_dir / "server.log"))
         jvm_opts = [
             f"-Xmx{cfg.heap}",
             "-Xms256m",
