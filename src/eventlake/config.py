@@ -326,6 +326,9 @@ class StreamingSettings(Section):
     spark_conf: dict[str, str] = Field(default_factory=dict)
     shuffle_partitions: int = Field(default=2, gt=0)
     driver_memory: str = Field(default="2g", pattern=r"^\d+[mMgG]$")
+    #: more JVM options of the driver (GC, JIT), after eventlake's own (``local[N]``: the executors
+    #: run in the driver's JVM too), e.g. ``-XX:+UseParallelGC``
+    driver_java_options: str = ""
     #: micro-batch interval (a batch that takes longer is followed at once by the next)
     trigger_s: float = Field(default=1.0, gt=0)
     max_offsets_per_trigger: int = Field(default=200_000, gt=0)

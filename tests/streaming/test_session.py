@@ -63,7 +63,7 @@ def test_generated_code_outlives_a_batchs_worth_of_other_plans(spark: Any) -> No
     assert compiles.getCount() == before, "the first plan's code was evicted and compiled again"
 
 
-def test_the_driver_stays_on_loopback_unless_a_driver_host_is_set(make_settings: Any) -> None:
+def test_driver_host_ports_and_java_options(make_settings: Any) -> None:
     default = spark_conf(make_settings())
     assert (default["spark.driver.host"], default["spark.driver.bindAddress"]) == ("127.0.0.1", "127.0.0.1")
     assert "spark.driver.port" not in default and "spark.driver.blockManager.port" not in default
@@ -74,12 +74,16 @@ def test_the_driver_stays_on_loopback_unless_a_driver_host_is_set(make_settings:
                 "driver_port": 7078,
                 "block_manager_port": 7079,
                 "spark_conf": {"spark.driver.blockManager.port": "7080"},
+                "driver_java_options": "-XX:+UseParallelGC",
             }
         )
     )
     assert (cluster["spark.driver.host"], cluster["spark.driver.bindAddress"]) == ("streaming", "0.0.0.0")
     assert cluster["spark.driver.port"] == "7078"
     assert cluster["spark.driver.blockManager.port"] == "7080", "streaming.spark_conf is applied last"
+    java = cluster["spark.driver.extraJavaOptions"]
+    assert java.startswith("-Xss16m ") and java.endswith(" -XX:+UseParallelGC"), "appended to eventlake's own"
+    assert not default["spark.driver.extraJavaOptions"].endswith(" ")
 
 
 def _host_address() -> str | None:

@@ -127,7 +127,8 @@ def spark_conf(settings: Settings, *, s3_endpoint: str | None = None) -> dict[st
         # of its stream threads overflowed doing so at stop (thousands of lines of StackOverflowError).
         "spark.driver.extraJavaOptions": (
             f"-Xss16m -Dlog4j2.configurationFile=file:{spark_log_config(settings)} {avro_limits(settings)}"
-        ),
+            f" {cfg.driver_java_options}"
+        ).strip(),
         "spark.executor.extraJavaOptions": avro_limits(settings),
     }
     if cfg.driver_port:
