@@ -106,7 +106,8 @@ class Checkpoints:
     finished, each by a rename: a file that is there is complete."""
 
     root: Path
-    batches: dict[str, dict[int, tuple[float, float]]] = field(default_factory=dict)  # query -> n -> (end, s)
+    #: query -> batch number -> (wall-clock end, seconds, records read: its end offsets minus the last batch's)
+    batches: dict[str, dict[int, tuple[float, float, int]]] = field(default_factory=dict)
     committed: dict[str, dict[str, dict[int, int]]] = field(default_factory=dict)  # query -> topic -> p -> off
 
     def started(self, query: str) -> bool:
@@ -123,19 +124,30 @@ class Checkpoints:
             for n in done:
                 if n in seen:
                     continue
-                lines = (self.root / query / "offsets" / str(n)).read_text().splitlines()
-                planned_ms = json.loads(lines[1])["batchTimestampMs"]
+                planned_ms, ends = self._offsets(query, n)
+                before = self._offsets(query, n - 1)[1] if n else {}  # batch 0 starts at the earliest offsets
                 end = (commits / str(n)).stat().st_mtime
-                seen[n] = (end, end - planned_ms / 1000)
+                records = sum(o - before.get(t, {}).get(p, 0) for t, parts in ends.items() for p, o in parts.items())
+                seen[n] = (end, end - planned_ms / 1000, records)
             if done:
-                lines = (self.root / query / "offsets" / str(done[-1])).read_text().splitlines()
-                self.committed[query] = {
-                    t: {int(p): int(o) for p, o in parts.items()} for t, parts in json.loads(lines[2]).items()
-                }
+                self.committed[query] = self._offsets(query, done[-1])[1]
+
+    def _offsets(self, query: str, n: int) -> tuple[int, dict[str, dict[int, int]]]:
+        """Batch ``n``'s ``batchTimestampMs`` and end offsets (topic -> partition -> offset)."""
+        lines = (self.root / query / "offsets" / str(n)).read_text().splitlines()
+        ends = json.loads(lines[2])
+        return json.loads(lines[1])["batchTimestampMs"], {
+            t: {int(p): int(o) for p, o in parts.items()} for t, parts in ends.items()
+        }
 
     def last(self, query: str) -> float | None:
         seen = self.batches.get(query, {})
         return seen[max(seen)][1] if seen else None
+
+    def listing(self, query: str, wall0: float) -> str:
+        """Every committed batch of ``query``: when it ended (t), how long it took, how many records it read."""
+        seen = self.batches.get(query, {})
+        return "  ".join(f"t={end - wall0:.0f}:{s:.1f}s/{n}" for end, s, n in (seen[k] for k in sorted(seen)))
 
 
 def lag(ends: dict[str, dict[int, int]], position: dict[str, dict[int, int]], topic: str) -> int:
@@ -326,11 +338,11 @@ def _verdict_lag(path: str, source: str, phase: list[Sample], per_source_rate: f
     )
 
 
-def _batches_line(query: str, batches: dict[int, tuple[float, float]], lo: float, hi: float) -> str:
+def _batches_line(query: str, batches: dict[int, tuple[float, float, int]], lo: float, hi: float) -> str:
     """p50/p99 of the batches that ended in the first and in the last :data:`EDGE_S` of [lo, hi]."""
 
     def part(a: float, b: float) -> str:
-        d = [s for end, s in batches.values() if a <= end <= b]
+        d = [s for end, s, _ in batches.values() if a <= end <= b]
         if not d:
             return "no batches"
         return f"p50 {percentile(d, 50):5.1f} s  p99 {percentile(d, 99):5.1f} s  n {len(d):3d}"
@@ -363,6 +375,16 @@ def summary(soak: Soak, phase_start: float, phase_end: float, rate: float, drain
         query = query_name(source)
         batches = soak.checkpoints.batches.get(query, {})
         print(_batches_line(query, batches, wall0 + phase_start, wall0 + phase_end), flush=True)
+    for source in SOURCES:
+        query = query_name(source)
+        print(f"batches {query:<24} {soak.checkpoints.listing(query, wall0)}", flush=True)
+    a, b = phase[0], phase[-1]
+    lake = (b.produced - sum(b.lake_lag.values())) - (a.produced - sum(a.lake_lag.values()))
+    print(
+        f"summary throughput lake path committed {lake / seconds:.0f} ev/s in total over the produce phase"
+        f" (records read by committed batches; produced {(b.produced - a.produced) / seconds:.0f} ev/s)",
+        flush=True,
+    )
     first, last = phase[0].files, phase[-1].files
     for table in sorted(last):
         n0, n1 = first.get(table, 0), last[table]
