@@ -24,7 +24,8 @@ A benchmark, not a timed test: it prints what it saw and a verdict, and exits 0 
    seconds), then stops the pipeline (SIGINT, as Ctrl-C) and the stack.
 
 Summary: per process RSS at start/end/peak and its slope (MB/min, least squares over the last two
-thirds of the produce phase: the first third is the JVM's warm-up and heap growth) with CPU in cores;
+thirds of the produce phase: the first third is the JVM's warm-up and heap growth; and over the last
+third, as the JVM's heap grew for 4-5 minutes in the first runs) with CPU in cores;
 lag max/end per path and source with its slope over the last half (bounded = the slope is under 1 %
 of what that source receives per minute); batch duration p50/p99 in the first vs last 2 minutes;
 file growth per table (files/min); the producer's achieved rate (records in the raw topics / phase
@@ -310,13 +311,15 @@ def _verdict_rss(name: str, phase: list[Sample]) -> str:
     cpu = [(s.t, s.cpu_s[name]) for s in phase if name in s.cpu_s]
     cores = (cpu[-1][1] - cpu[0][1]) / (cpu[-1][0] - cpu[0][0]) if len(cpu) > 1 else None
     values = [v for _, v in points]
-    tail = [p for p in points if p[0] >= phase[0].t + (phase[-1].t - phase[0].t) / 3]
-    slope = slope_per_min(tail)
+    span = phase[-1].t - phase[0].t
+    slope = slope_per_min([p for p in points if p[0] >= phase[0].t + span / 3])
+    # The last third too: a JVM grows its heap for minutes before it levels off, inside the last 2/3.
+    last_third = slope_per_min([p for p in points if p[0] >= phase[0].t + 2 * span / 3])
     flat = "n/a" if slope is None else ("yes" if slope * 60 < 0.10 * values[-1] else "no")
     used = f"  cpu {cores:.2f} cores" if cores is not None else ""
     return (
         f"summary rss {name:<9} start {values[0]:6.0f} MB  end {values[-1]:6.0f} MB  peak {max(values):6.0f} MB"
-        f"  slope {_cell(slope, '+.2f')} MB/min (last 2/3){used}  flat {flat}"
+        f"  slope {_cell(slope, '+.2f')} MB/min (last 2/3; last 1/3 {_cell(last_third, '+.2f')}){used}  flat {flat}"
     )
 
 
