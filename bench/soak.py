@@ -84,7 +84,7 @@ EDGE_S = 120.0
 
 @dataclass
 class Sample:
-    """One row: ``t`` seconds since the producer started (negative: before it)."""
+    """One row; ``t`` is seconds since sampling began (the producer starts ``--settle`` seconds later)."""
 
     t: float
     produced: int
