@@ -28,6 +28,7 @@ Spark's JVM and its Python workers only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +60,38 @@ START_MS = 1_767_225_600_000
 EVENTLAKE = str(Path(sys.executable).parent / "eventlake")
 
 
-def _env(home: Path) -> dict[str, str]:
+def home_env(home: Path) -> dict[str, str]:
+    """The environment of an ``eventlake`` command on the stack of ``home``."""
     return {**os.environ, "EVENTLAKE_HOME": str(home)}
+
+
+@contextlib.contextmanager
+def local_stack(prefix: str) -> Iterator[Path]:
+    """A stack of its own: ``eventlake up`` in a fresh temporary EVENTLAKE_HOME (free ports, so it
+    cannot meet another run's), ``eventlake down`` and the directory removed on the way out. A
+    separate process runs it, so the children of the caller are its own Spark JVM and workers only."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        home = Path(tmp)
+        subprocess.run([EVENTLAKE, "up"], env=home_env(home), check=True, capture_output=True)
+        try:
+            yield home
+        finally:
+            subprocess.run([EVENTLAKE, "down"], env=home_env(home), check=False, capture_output=True)
+
+
+def start_producer(env: dict[str, str], rate: float) -> subprocess.Popen[bytes]:
+    """What a user runs: one ``eventlake produce --source all`` process at ``rate`` ev/s *in total*
+    (``--rate`` is per source, so each of the three gets ``rate / 3``), until :func:`stop_producer`."""
+    cmd = [EVENTLAKE, "produce", "--source", "all", "--rate", f"{rate / len(SOURCES):g}"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def stop_producer(producer: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C, as a user stops it (it flushes what is in flight); raises if it did not end cleanly."""
+    producer.send_signal(signal.SIGINT)
+    _, err = producer.communicate(timeout=120)
+    if producer.returncode not in (0, 130):
+        raise RuntimeError(f"producer failed ({producer.returncode}): {err.decode()[-2000:]}")
 
 
 def _settings(home: Path, tag: str, **streaming: Any) -> Settings:
@@ -179,7 +211,7 @@ def serving_only(home: Path, tput: Settings, n: int) -> Figures:
     return meter.figures("serving_path", n, seconds)
 
 
-def _records(bootstrap: str, topics: list[str]) -> int:
+def records_in(bootstrap: str, topics: list[str]) -> int:
     """Records in ``topics`` (sum of high watermarks)."""
     from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
 
@@ -236,26 +268,21 @@ def latency(
     live = endpoints(settings)
     queries = start_jobs(spark, settings, live, list(JOBS), until_idle=False)
     time.sleep(20)  # the first micro-batches warm the JVM up; the phase starts after them
-    # The producer is what a user runs: one `eventlake produce --source all` process.
     env = {
-        **_env(home),
+        **home_env(home),
         "EVENTLAKE_POSTGRES_URL": live.postgres_url,
         "EVENTLAKE_TOPICS_RAW_PREFIX": settings.topics.raw_prefix,
         "EVENTLAKE_TOPICS_DLQ_PREFIX": settings.topics.dlq_prefix,
         "EVENTLAKE_TOPICS_ALERTS": settings.topics.alerts,
     }
-    cmd = [EVENTLAKE, "produce", "--source", "all", "--rate", f"{rate / len(SOURCES):g}"]
     topics = [settings.topics.raw(s) for s in SOURCES]
-    before = _records(live.kafka_bootstrap, topics)
+    before = records_in(live.kafka_bootstrap, topics)
     phase_start = dt.datetime.now(dt.UTC)
-    producer = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    producer = start_producer(env, rate)
     time.sleep(seconds)
-    producer.send_signal(signal.SIGINT)
-    _, err = producer.communicate(timeout=120)
+    stop_producer(producer)
     phase_end = dt.datetime.now(dt.UTC)
-    if producer.returncode not in (0, 130):
-        raise RuntimeError(f"producer failed ({producer.returncode}): {err.decode()[-2000:]}")
-    sent = _records(live.kafka_bootstrap, topics) - before
+    sent = records_in(live.kafka_bootstrap, topics) - before
     time.sleep(max(10.0, settings.streaming.trigger_s * 5))  # the last windows' final batches
     _print_serving_delay(settings)
     queries.stop()  # between micro-batches, as Ctrl-C does
@@ -373,13 +400,8 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     configure_logging("INFO", args.log)  # the figures go to stdout, eventlake's own log here
     print(f"log {args.log}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
-        home = Path(tmp)
-        subprocess.run([EVENTLAKE, "up"], env=_env(home), check=True, capture_output=True)
-        try:
-            run(home, args, skip)
-        finally:
-            subprocess.run([EVENTLAKE, "down"], env=_env(home), check=False, capture_output=True)
+    with local_stack("bench-pipeline-") as home:
+        run(home, args, skip)
 
 
 def throughput(spark: Any, home: Path, settings: Settings, n: int, *, peers: dict[str, Figures], events: Path) -> None:
