@@ -116,12 +116,22 @@ class Pipeline:
         return check
 
     def settle(self, spark: Any, timeout_s: float = 180) -> float:
-        """Seconds until no query is inside a micro-batch, once every record is through: silver and
-        PostgreSQL gold are written before a batch's Delta gold MERGEs end, and a stop that has to
-        interrupt a batch (after 10 s) leaves Delta gold without the open windows (docs/reliability.md)."""
-        return self.until(
-            lambda: not any(q.status["isTriggerActive"] for q in spark.streams.active), timeout_s, "the last batch"
-        )
+        """Seconds until every query of the pipeline runs, has finished a micro-batch since it (re)started,
+        and is not inside one, once every record is through: silver and PostgreSQL gold are written
+        before a batch's Delta gold MERGEs end, and a stop that has to interrupt a batch (after 10 s)
+        leaves Delta gold without the open windows (docs/reliability.md). A query that failed and waits
+        for its restart is not settled either: its open-window state went with its failed batch, so a
+        stop then leaves its open windows to the next run's replay (found by the S3 outage of 300 s,
+        whose first batch after the outage met a pooled connection the outage had reset)."""
+        names = {f"pipeline_{source}" for source in self.settings.topics.sources}
+
+        def settled() -> bool:
+            running = {q.name: q for q in spark.streams.active if q.name in names}
+            return running.keys() == names and all(
+                q.lastProgress is not None and not q.status["isTriggerActive"] for q in running.values()
+            )
+
+        return self.until(settled, timeout_s, "every query running, out of its last batch")
 
 
 #: outages this long (and longer) run with the default restart backoff (doubling up to 30 s): with the
