@@ -139,7 +139,13 @@ class Pipeline:
 #: 50-100 times, beyond the supervisor's budget (``streaming.max_restarts`` 20 per 900 s), and the
 #: pipeline would stop; with 30 s, about a dozen times
 LONG_OUTAGE_S = 300
-LONG_OUTAGE = {"restart_backoff_max_s": 30.0}
+
+
+def outage_backoff(outage_s: float) -> dict[str, Any]:
+    """The ``streaming`` overrides of a test with an outage of ``outage_s``: the default backoff when long."""
+    return {"restart_backoff_max_s": 30.0} if outage_s >= LONG_OUTAGE_S else {}
+
+
 #: pytest-timeout for a test with a long outage (the default is 600 s)
 LONG_TIMEOUT = pytest.mark.timeout(1800)
 

@@ -25,10 +25,10 @@ from eventlake.services import Stack, endpoints
 from eventlake.services.kafka import KafkaCluster, KafkaService
 from eventlake.services.process import wait_until
 from tests.chaos.streaming import (
-    LONG_OUTAGE,
     LONG_OUTAGE_S,
     LONG_TIMEOUT,
     SOURCE,
+    outage_backoff,
     produce_once_running,
     restarts,
     stream_settings,
@@ -167,7 +167,7 @@ def test_the_only_broker_stopped_mid_stream_is_ridden_out(
             make_settings,
             tmp_path,
             bootstrap=kafka.endpoint(),
-            streaming=LONG_OUTAGE if outage_s >= LONG_OUTAGE_S else {},
+            streaming=outage_backoff(outage_s),
         )
         live = endpoints(settings)
         restarts_before = restarts(f"pipeline_{SOURCE}")

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from eventlake.services import Stack, endpoints
-from tests.chaos.streaming import LONG_OUTAGE, LONG_OUTAGE_S, LONG_TIMEOUT, restarts, start_producing, streaming
+from tests.chaos.streaming import LONG_OUTAGE_S, LONG_TIMEOUT, outage_backoff, restarts, start_producing, streaming
 from tests.conftest import MakeSettings
 from tests.faults import TcpProxy
 from tests.streaming.exact import assert_layers_exact
@@ -48,7 +48,7 @@ def test_an_outage_mid_stream_is_ridden_out_and_every_layer_is_exact(
             "trigger_s": 1.0,
             "max_offsets_per_trigger": 1000,
             "restart_backoff_max_s": 2.0,
-            **(LONG_OUTAGE if outage_s >= LONG_OUTAGE_S else {}),
+            **outage_backoff(outage_s),
         },
     )
     settings.topics.sources = (SOURCE,)

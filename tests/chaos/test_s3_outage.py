@@ -21,10 +21,10 @@ import pytest
 from eventlake.lake import s3_credentials
 from eventlake.services import Stack, endpoints
 from tests.chaos.streaming import (
-    LONG_OUTAGE,
     LONG_OUTAGE_S,
     LONG_TIMEOUT,
     SOURCE,
+    outage_backoff,
     restarts,
     start_producing,
     stream_settings,
@@ -55,7 +55,7 @@ def test_an_s3_outage_mid_stream_is_ridden_out_and_every_layer_is_exact(
         make_settings,
         tmp_path,
         lake=f"s3://{bucket}/lake",
-        streaming=LONG_OUTAGE if outage_s >= LONG_OUTAGE_S else {},
+        streaming=outage_backoff(outage_s),
     )
     direct = endpoints(settings).s3_endpoint
     assert direct is not None, "the session stack serves S3 (MinIO)"
