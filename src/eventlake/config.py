@@ -212,6 +212,11 @@ class TopicSpec(Section):
     cleanup_policy: Literal["delete", "compact", "compact,delete"] = "delete"
     compression_type: Literal["producer", "zstd", "lz4", "snappy", "gzip", "uncompressed"] = "producer"
     min_insync_replicas: int = Field(default=1, gt=0)
+    #: ``LogAppendTime``: the broker stamps each record with its own clock, so a producer host whose
+    #: clock runs fast cannot date its records ahead: silver's ``future`` rule (event time vs Kafka
+    #: timestamp) then catches them instead of letting them move their partitions' lateness horizon,
+    #: and retention is counted from when the broker got a record. ``CreateTime`` trusts producers.
+    timestamp_type: Literal["LogAppendTime", "CreateTime"] = "LogAppendTime"
 
     def configs(self) -> dict[str, str]:
         """Broker-side topic configs this spec sets (and checks on existing topics)."""
@@ -220,6 +225,7 @@ class TopicSpec(Section):
             "cleanup.policy": self.cleanup_policy,
             "compression.type": self.compression_type,
             "min.insync.replicas": str(self.min_insync_replicas),
+            "message.timestamp.type": self.timestamp_type,
         }
 
 
@@ -348,7 +354,9 @@ class StreamingSettings(Section):
     avro_max_length: int = Field(default=8 * 1024 * 1024, ge=1024)
     #: a failed query (or the serving path) is restarted after a backoff (1 s, doubling, at most
     #: ``restart_backoff_max_s``); more than ``max_restarts`` failures of one within
-    #: ``restart_window_s`` stop the pipeline (0: the first failure stops it)
+    #: ``restart_window_s`` stop the pipeline (0: the first failure stops it). A failure while Kafka,
+    #: PostgreSQL, the registry or S3 does not answer is an outage's: retried every
+    #: ``restart_backoff_max_s`` while it lasts, not counted (``eventlake.streaming.supervisor``)
     max_restarts: int = Field(default=20, ge=0)
     restart_window_s: float = Field(default=900.0, gt=0)
     restart_backoff_max_s: float = Field(default=30.0, gt=0)

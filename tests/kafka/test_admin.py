@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+from confluent_kafka.admin import ConfigResource
 
 from eventlake.config import TopicSettings, TopicSpec
 from eventlake.kafka.admin import admin_client, provision_topics
@@ -36,6 +37,9 @@ def test_create_then_unchanged_then_grow_and_drift(kafka_bootstrap: str) -> None
     }
     md = admin.list_topics(timeout=10)
     assert len(md.topics[f"{p}raw.a"].partitions) == 6 and len(md.topics[f"{p}dlq.a"].partitions) == 3
+    raw = ConfigResource(ConfigResource.Type.TOPIC, f"{p}raw.a")
+    configs = admin.describe_configs([raw])[raw].result(timeout=10)
+    assert configs["message.timestamp.type"].value == "LogAppendTime", "the broker's clock, not the producers'"
 
     assert {r.action for r in provision_topics(admin, topics.specs(), 1)} == {"unchanged"}
 
@@ -45,10 +49,11 @@ def test_create_then_unchanged_then_grow_and_drift(kafka_bootstrap: str) -> None
     # provision_topics returns once the brokers' metadata shows the change, not only the controller.
     assert len(admin.list_topics(timeout=10).topics[f"{p}raw.b"].partitions) == 8
 
-    shrunk = _topics(p, raw_spec=TopicSpec(partitions=4, retention_ms=3_600_000))
+    shrunk = _topics(p, raw_spec=TopicSpec(partitions=4, retention_ms=3_600_000, timestamp_type="CreateTime"))
     results = {r.topic: r for r in provision_topics(admin, shrunk.specs(), 1)}
     bad = results[f"{p}raw.a"]
     assert bad.action == "mismatch" and "has 8 partitions" in bad.detail and "retention.ms" in bad.detail
+    assert "message.timestamp.type=LogAppendTime (config says CreateTime)" in bad.detail
     assert len(admin.list_topics(timeout=10).topics[f"{p}raw.a"].partitions) == 8, "never decreased"
 
 

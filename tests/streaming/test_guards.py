@@ -1,7 +1,11 @@
 """What must never reach the lake: records of aborted Kafka transactions, and event times from the future.
 
-Records are sent with Kafka timestamps equal to their (simulated) event time, as a device stream would
-be, so "ahead of the Kafka timestamp" means what it means in production: a clock running fast.
+The simulated clock ends a few seconds before the records are sent, so event times are what a live
+device stream has. Raw topics take the broker's clock as the Kafka timestamp (``LogAppendTime``), so
+"ahead of the Kafka timestamp" means ahead of the broker, whoever sent the record: a device whose own
+clock runs fast, a reading dated a year ahead, and a producer host whose clock runs fast (it dates
+its records *and* their Kafka timestamps ahead; with ``CreateTime`` they passed as valid and made
+every correct record after them in their partitions ``late``).
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ def test_aborted_transactions_and_future_event_times_never_reach_silver_or_gold(
     topic = settings.topics.raw(SOURCE)
     schema = (settings.schemas_dir / f"{SOURCE}.avsc").read_text()
     serialize = registered_serializer(registry_client(live.registry_url), f"{topic}-value", schema)
-    # A recent simulated clock: Kafka timestamps weeks old would fall to the topic's retention.
-    start = int(time.time() * 1000) - 15 * 60_000
+    # 3000 events at 50/s span 60 s of simulated time, ending 10 s before now: none is ahead of the broker.
+    start = int(time.time() * 1000) - 70_000
     gen = make_generator(settings, SOURCE, seed=11, start_ms=start, rate=50)
     events = [gen.next_event() for _ in range(3000)]
     fast_device = str(events[0].value["device_id"])  # type: ignore[index]
@@ -56,20 +60,28 @@ def test_aborted_transactions_and_future_event_times_never_reach_silver_or_gold(
 
     expected: list[dict[str, Any]] = []
     future_ids: set[str] = set()
+    fast_host_ids: set[str] = set()
     for i, event in enumerate(events):
         record = dict(event.value or {})
-        sent_at = int(record["event_time"])  # the Kafka timestamp: when the device sent it
+        sent_at = int(record["event_time"])  # when the device sent it
+        timestamp = None  # the producer's clock: librdkafka's default
         if record["device_id"] == fast_device:
             record["event_time"] = sent_at + FAST_MS  # this device's clock runs 5 minutes fast
             future_ids.add(record["event_id"])
         elif i == 100:
             record["event_time"] = sent_at + YEAR_MS  # one reading dated a year ahead
             future_ids.add(record["event_id"])
+        elif i % 50 == 7:
+            # relayed by a producer host whose clock runs 5 minutes fast: the record and its timestamp
+            record["event_time"] = timestamp = sent_at + FAST_MS
+            fast_host_ids.add(record["event_id"])
         else:
             expected.append({**record, "event_time": dt.datetime.fromtimestamp(sent_at / 1000, dt.UTC)})
-        producer.produce(topic, key=event.key, value=serialize(record), timestamp=sent_at, on_delivery=delivered)
+        kw = {} if timestamp is None else {"timestamp": timestamp}
+        producer.produce(topic, key=event.key, value=serialize(record), on_delivery=delivered, **kw)
     assert producer.flush(30) == 0 and not errors, errors[:3]
-    assert 5 < len(future_ids) < 100
+    assert 5 < len(future_ids) < 100 and len(fast_host_ids) > 50
+    future_ids |= fast_host_ids
 
     # A transaction that is aborted: its records are in the log, but never committed.
     txn = Producer({"bootstrap.servers": live.kafka_bootstrap, "transactional.id": f"t-{uuid.uuid4().hex}"})
@@ -79,7 +91,7 @@ def test_aborted_transactions_and_future_event_times_never_reach_silver_or_gold(
     for event in [gen.next_event() for _ in range(40)]:
         record = dict(event.value or {})
         aborted_ids.add(record["event_id"])
-        txn.produce(topic, key=event.key, value=serialize(record), timestamp=int(record["event_time"]))
+        txn.produce(topic, key=event.key, value=serialize(record))
     txn.flush(30)
     txn.abort_transaction(30)
 

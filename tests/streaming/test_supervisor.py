@@ -59,3 +59,27 @@ def test_failures_older_than_the_window_leave_the_budget() -> None:
     clock.now += 120  # a healthy stretch longer than the window
     assert sup.failed("q_window", "second") is None, "the first failure no longer counts"
     assert Supervisor(RestartPolicy(max_restarts=0)).failed("q_zero", "x") is not None, "0: the first stops"
+
+
+def test_failures_during_an_outage_wait_it_out_and_do_not_count() -> None:
+    """A dependency down: restarts every ``max_backoff_s`` for as long as it lasts, the budget untouched;
+    with every dependency answering, the same failures use up the budget."""
+    clock = Clock()
+    sup = Supervisor(RestartPolicy(max_restarts=1, window_s=900, backoff_s=1, max_backoff_s=5), clock)
+    for _ in range(50):  # 250 s of outage: 50 failures, each a failed restart
+        assert sup.failed("q_outage", "restart failed: connection refused", ["postgres (no answer)"]) is None
+        assert not sup.due("q_outage")
+        clock.now += 5
+        assert sup.due("q_outage"), "the outage's backoff is max_backoff_s"
+        sup.retry_failed("q_outage")
+    assert sup.failed("q_outage", "restart failed: still refused", ["postgres (no answer)"]) is None
+    clock.now += 5
+    sup.restarted("q_outage")
+    assert sup.summary() == (
+        "q_outage restarted 1x (last error: restart failed: still refused), 51 failure(s) during outages"
+    )
+    assert sup.failed("q_outage", "a bug", []) is None, "the first counted failure is within the budget"
+    clock.now += 1
+    sup.restarted("q_outage")
+    why = sup.failed("q_outage", "the bug again", [])
+    assert why is not None and why.startswith("q_outage failed 2 times within 900 s")

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import psutil
 import psycopg
 import uvicorn
@@ -25,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 
 from eventlake import pg
 from eventlake.config import Settings
+from eventlake.endpoints import Endpoints
 from eventlake.kafka.admin import kafka_health
 from eventlake.kafka.security import PLAINTEXT, KafkaSecurity
 from eventlake.net import choose_port
@@ -64,6 +66,48 @@ def registry_check(url: str) -> Check:
     return check
 
 
+def s3_check(endpoint: str) -> Check:
+    """Does the S3 endpoint answer HTTP at all (any status: an anonymous request may be refused)?"""
+
+    def check() -> tuple[bool, str]:
+        try:
+            resp = httpx.get(endpoint, timeout=3)
+        except httpx.HTTPError as err:
+            return False, f"no answer from {endpoint}: {type(err).__name__}"
+        return True, f"HTTP {resp.status_code}"
+
+    return check
+
+
+def dependency_checks(live: Endpoints, security: KafkaSecurity = PLAINTEXT) -> dict[str, Check]:
+    """A check per server the pipeline writes to or reads from (S3 only when an endpoint is set:
+    AWS itself is not probed)."""
+    checks = {
+        "kafka": kafka_check(live.kafka_bootstrap, security),
+        "postgres": postgres_check(live.postgres_url),
+        "schema_registry": registry_check(live.registry_url),
+    }
+    if live.s3_endpoint:
+        checks["s3"] = s3_check(live.s3_endpoint)
+    return checks
+
+
+def run_checks(checks: dict[str, Check]) -> dict[str, tuple[bool, str]]:
+    """Each check's ``(ok, detail)``; a check that raises is a failed check, reported as such."""
+    results = {}
+    for name, check in checks.items():
+        try:
+            results[name] = check()
+        except Exception as err:
+            results[name] = (False, f"{type(err).__name__}: {err}")
+    return results
+
+
+def down(checks: dict[str, Check]) -> list[str]:
+    """The failing checks, each as ``name (detail)``."""
+    return [f"{name} ({detail})" for name, (ok, detail) in run_checks(checks).items() if not ok]
+
+
 def add_health(app: FastAPI, checks: dict[str, Check], registry: CollectorRegistry = REGISTRY) -> FastAPI:
     """Add the three endpoints to ``app``."""
 
@@ -73,13 +117,7 @@ def add_health(app: FastAPI, checks: dict[str, Check], registry: CollectorRegist
 
     @app.get("/health/ready")
     def ready() -> Response:
-        results = {}
-        for name, check in checks.items():
-            try:
-                ok, detail = check()
-            except Exception as err:  # a check that raises is a failed check, reported as such
-                ok, detail = False, f"{type(err).__name__}: {err}"
-            results[name] = {"ok": ok, "detail": detail}
+        results = {name: {"ok": ok, "detail": detail} for name, (ok, detail) in run_checks(checks).items()}
         failing = [n for n, r in results.items() if not r["ok"]]
         body = {"status": "ready" if not failing else "unready", "failing": failing, "checks": results}
         return JSONResponse(body, status_code=200 if not failing else 503)

@@ -18,7 +18,7 @@ from eventlake.endpoints import Endpoints
 from eventlake.errors import EventlakeError
 from eventlake.kafka.security import client_security
 from eventlake.observability.lag import LagCollector, Offsets
-from eventlake.observability.server import kafka_check, postgres_check, serve_health
+from eventlake.observability.server import dependency_checks, down, kafka_check, postgres_check, serve_health
 from eventlake.quality.checks import require_java_regexes
 from eventlake.quality.rules import load_quality
 from eventlake.quality.store import ensure_quality_tables
@@ -110,7 +110,15 @@ def start_jobs(
     if until_idle:
         serving = None  # it ended with the passes
     restart_serving = (lambda: ServingProcess(settings, live).start()) if serving is not None else None
-    return Jobs(started, serving, restart_pass=start, restart_serving=restart_serving, policy=restart_policy(settings))
+    dependencies = dependency_checks(live, client_security(settings))
+    return Jobs(
+        started,
+        serving,
+        restart_pass=start,
+        restart_serving=restart_serving,
+        policy=restart_policy(settings),
+        outage=lambda: down(dependencies),
+    )
 
 
 def restart_policy(settings: Settings) -> RestartPolicy:
@@ -157,12 +165,17 @@ class Jobs(list[StreamingQuery]):
         restart_pass: Callable[[str], tuple[StreamingQuery, OnePass]],
         restart_serving: Callable[[], ServingProcess] | None = None,
         policy: RestartPolicy,
+        outage: Callable[[], list[str]] = list,
     ) -> None:
         super().__init__(q for q, _ in started)
         self.passes = [p for _, p in started]
         self.serving = serving
         self._restart_pass, self._restart_serving = restart_pass, restart_serving
         self.supervisor = Supervisor(policy)
+        self._outage = outage  # the dependencies that do not answer now (a failure then is an outage's)
+
+    def _failed(self, component: str, error: str) -> str | None:
+        return self.supervisor.failed(component, error, self._outage())
 
     def supervise(self) -> str | None:
         """Restart each failed query from its checkpoint, and the serving path, once their backoff
@@ -173,21 +186,21 @@ class Jobs(list[StreamingQuery]):
             p = self.passes[i]
             if not self.supervisor.pending(p.name):
                 p.close()
-                if (why := self.supervisor.failed(p.name, str(query_failed(q)))) is not None:
+                if (why := self._failed(p.name, str(query_failed(q)))) is not None:
                     return why
             if self.supervisor.due(p.name):
                 try:
                     self[i], self.passes[i] = self._restart_pass(p.source)
                 except Exception as err:  # e.g. PostgreSQL still down: counts as another failure
                     self.supervisor.retry_failed(p.name)
-                    if (why := self.supervisor.failed(p.name, f"restart failed: {err!r}")) is not None:
+                    if (why := self._failed(p.name, f"restart failed: {err!r}")) is not None:
                         return why
                     continue
                 self.supervisor.restarted(p.name)
         if self.serving is not None and (gone := self.serving.failure()) is not None:
             if self._restart_serving is None:
                 return gone
-            if (why := self.supervisor.failed("serving", gone)) is not None:
+            if not self.supervisor.pending("serving") and (why := self._failed("serving", gone)) is not None:
                 return why
             if self.supervisor.due("serving"):
                 self.serving = self._restart_serving()
