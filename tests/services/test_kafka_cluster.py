@@ -71,6 +71,59 @@ def test_a_cluster_loses_its_busiest_leader_and_no_record(make_settings: MakeSet
         cluster.stop()
 
 
+#: how long two of the three nodes stay dead: longer than a produce request's timeout (30 s), so
+#: requests in flight fail and the producer retries them
+TWO_DOWN_S = 40
+
+
+@pytest.mark.chaos  # ~2 min
+def test_a_cluster_losing_two_of_three_nodes_holds_every_record_until_they_return(
+    make_settings: MakeSettings,
+) -> None:
+    """Below min ISR (and without a controller quorum) no write can be acknowledged: the producer must
+    wait and retry, not fail or lose what was queued; once the nodes are back, every record is there
+    exactly once (the idempotent producer's retries of records the survivor appended are not doubled)."""
+    settings = make_settings("cluster2", kafka={"heap": "384m"})
+    cluster = KafkaCluster(settings, nodes=3, min_isr=2)
+    cluster.start()
+    try:
+        bootstrap = cluster.bootstrap
+        admin = admin_client(bootstrap)
+        topic = f"t-{uuid.uuid4().hex[:8]}"
+        admin.create_topics([NewTopic(topic, num_partitions=6)])[topic].result(timeout=30)
+        assert wait_until(lambda: all(isr == 3 for _, isr in _leaders(bootstrap, topic).values()), timeout=30)
+
+        producer = EventProducer(bootstrap)
+        n = 10_000
+        victims = [cluster.node(2), cluster.node(3)]
+        for i in range(n // 2):
+            producer.send(topic, str(i % 500), str(i).encode())
+        assert producer.flush(60) == 0 and producer.delivered[topic] == n // 2
+        for node in victims:
+            ref = node.running_process()
+            assert ref is not None
+            os.kill(ref.pid, signal.SIGKILL)
+        for i in range(n // 2, n):
+            producer.send(topic, str(i % 500), str(i).encode())
+        # Nothing can be acknowledged now; nothing may fail either.
+        still = producer.flush(TWO_DOWN_S)
+        print(f"\nreliability two_of_three_down {TWO_DOWN_S} s: {n - producer.delivered[topic]} records waiting")
+        assert still > 0 and producer.delivered[topic] < n, "a write was acknowledged without min ISR"
+        assert not producer.failed, producer.failed
+
+        for node in victims:
+            node.start()
+        assert producer.flush(180) == 0, "the records queued during the loss were delivered once nodes returned"
+        assert producer.delivered[topic] == n and not producer.failed
+        assert wait_until(lambda: all(isr == 3 for _, isr in _leaders(bootstrap, topic).values()), timeout=60)
+        values = sorted(
+            int(v) for _, v, _ in _consume_all(bootstrap, topic, n, **{"isolation.level": "read_committed"})
+        )
+        assert values == list(range(n)), "each record exactly once"
+    finally:
+        cluster.stop()
+
+
 def test_a_node_formatted_for_another_cluster_is_refused(make_settings: MakeSettings) -> None:
     """A node's data dir from another cluster would split the quorum: refused before anything starts."""
     settings = make_settings("split")

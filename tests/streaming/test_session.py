@@ -74,7 +74,7 @@ def test_driver_host_ports_and_java_options(make_settings: Any) -> None:
                 "driver_port": 7078,
                 "block_manager_port": 7079,
                 "spark_conf": {"spark.driver.blockManager.port": "7080"},
-                "driver_java_options": "-XX:+UseParallelGC",
+                "driver_java_options": "-XX:+UseG1GC -XX:MaxGCPauseMillis=100",
             }
         )
     )
@@ -82,8 +82,9 @@ def test_driver_host_ports_and_java_options(make_settings: Any) -> None:
     assert cluster["spark.driver.port"] == "7078"
     assert cluster["spark.driver.blockManager.port"] == "7080", "streaming.spark_conf is applied last"
     java = cluster["spark.driver.extraJavaOptions"]
-    assert java.startswith("-Xss16m ") and java.endswith(" -XX:+UseParallelGC"), "appended to eventlake's own"
-    assert not default["spark.driver.extraJavaOptions"].endswith(" ")
+    assert java.startswith("-Xss16m ") and java.endswith(" -XX:+UseG1GC -XX:MaxGCPauseMillis=100"), "appended"
+    assert "ParallelGC" not in java, "the setting replaces the default (two collectors would not start)"
+    assert default["spark.driver.extraJavaOptions"].endswith(" -XX:+UseParallelGC")
 
 
 def _host_address() -> str | None:
