@@ -28,6 +28,13 @@ def _leaders(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
     return {p.id: (p.leader, len(p.isrs)) for p in md.partitions.values()}
 
 
+def _assert_rejoined_with_each_record_once(bootstrap: str, topic: str, n: int) -> None:
+    """Every replica back in sync, and the topic holds the values 0..n-1, each once (read_committed)."""
+    assert wait_until(lambda: all(isr == 3 for _, isr in _leaders(bootstrap, topic).values()), timeout=60)
+    values = sorted(int(v) for _, v, _ in _consume_all(bootstrap, topic, n, **{"isolation.level": "read_committed"}))
+    assert values == list(range(n)), "each record exactly once"
+
+
 def test_a_cluster_loses_its_busiest_leader_and_no_record(make_settings: MakeSettings) -> None:
     settings = make_settings("cluster", kafka={"heap": "384m"})
     cluster = KafkaCluster(settings, nodes=3, min_isr=2)
@@ -62,11 +69,7 @@ def test_a_cluster_loses_its_busiest_leader_and_no_record(make_settings: MakeSet
         assert producer.delivered[topic] == n and not producer.failed
 
         victim.start()  # on its own ports and data, as a follower that catches up
-        assert wait_until(lambda: all(isr == 3 for _, isr in _leaders(bootstrap, topic).values()), timeout=60)
-        values = sorted(
-            int(v) for _, v, _ in _consume_all(bootstrap, topic, n, **{"isolation.level": "read_committed"})
-        )
-        assert values == list(range(n)), "each record exactly once"
+        _assert_rejoined_with_each_record_once(bootstrap, topic, n)
     finally:
         cluster.stop()
 
@@ -115,11 +118,7 @@ def test_a_cluster_losing_two_of_three_nodes_holds_every_record_until_they_retur
             node.start()
         assert producer.flush(180) == 0, "the records queued during the loss were delivered once nodes returned"
         assert producer.delivered[topic] == n and not producer.failed
-        assert wait_until(lambda: all(isr == 3 for _, isr in _leaders(bootstrap, topic).values()), timeout=60)
-        values = sorted(
-            int(v) for _, v, _ in _consume_all(bootstrap, topic, n, **{"isolation.level": "read_committed"})
-        )
-        assert values == list(range(n)), "each record exactly once"
+        _assert_rejoined_with_each_record_once(bootstrap, topic, n)
     finally:
         cluster.stop()
 
