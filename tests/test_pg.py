@@ -14,6 +14,10 @@ from eventlake.services.postgres import PostgresService
 from eventlake.streaming.state import begin_batch
 from tests.faults import TcpProxy, paused
 
+# A 2 s timeout must fire in under this (well below the 30 s default, so the bound is still the
+# one set), with room for a loaded CI machine.
+SLACK_S = 10
+
 
 def test_a_blackholed_server_fails_connects_within_the_timeout(postgres_url: str) -> None:
     parts = urlsplit(postgres_url)
@@ -47,19 +51,19 @@ def test_a_paused_server_fails_statements_and_connects_within_their_bounds(own_p
         started = time.monotonic()
         with pytest.raises(psycopg.OperationalError, match="did not answer within 2 s"):
             idle.execute("SELECT 1")
-        assert 2 <= time.monotonic() - started < 4
+        assert 2 <= time.monotonic() - started < SLACK_S
         assert idle.closed, "a connection with a statement in flight is not used again"
 
         started = time.monotonic()
         with pytest.raises(psycopg.OperationalError), writing.transaction():  # as a micro-batch writes
             writing.execute("SELECT pg_advisory_xact_lock(1)")
-        assert time.monotonic() - started < 4
+        assert time.monotonic() - started < SLACK_S
         assert writing.closed
 
         started = time.monotonic()
         with pytest.raises(psycopg.OperationalError):
             pg.connect(url, connect_timeout=2).close()
-        assert time.monotonic() - started < 4
+        assert time.monotonic() - started < SLACK_S
     # Resumed: a new connection works, with the library's default bound.
     with pg.connect(url) as conn:
         assert conn.answer_timeout_s == pg.ANSWER_TIMEOUT_S
