@@ -28,13 +28,12 @@ import os
 import resource
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 from confluent_kafka import Producer
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -113,21 +112,25 @@ def main() -> None:
             stack.down()
 
 
-def _stock_serializer(
-    client: SchemaRegistryClient, subject: str, schema_str: str, *, register: bool = True
-) -> Callable[[dict[str, Any]], bytes]:
-    """Stands in for :func:`registered_serializer`: values written by confluent-kafka's AvroSerializer."""
-    if register:
-        client.register_schema(subject, Schema(schema_str, "AVRO"))
-    stock = AvroSerializer(client, schema_str, conf={"auto.register.schemas": False})
-    ctx = SerializationContext(subject.removesuffix("-value"), MessageField.VALUE)
+class _StockSerializer:
+    """Stands in for :class:`WireSerializer`: values written by confluent-kafka's AvroSerializer."""
 
-    def serialize(record: dict[str, Any]) -> bytes:
-        payload = stock(record, ctx)
+    def __init__(self, client: SchemaRegistryClient, subject: str, schema_str: str) -> None:
+        self.stock = AvroSerializer(client, schema_str, conf={"auto.register.schemas": False})
+        self.ctx = SerializationContext(subject.removesuffix("-value"), MessageField.VALUE)
+        self.schema_id = registered_serializer(client, subject, schema_str).schema_id
+
+    def __call__(self, record: dict[str, Any]) -> bytes:
+        payload = self.stock(record, self.ctx)
         assert payload is not None
         return payload
 
-    return serialize
+
+def _stock_serializer(
+    client: SchemaRegistryClient, subject: str, schema_str: str, *, register: bool = True
+) -> _StockSerializer:
+    """Stands in for :func:`registered_serializer` (``register`` is implied: the id is registered)."""
+    return _StockSerializer(client, subject, schema_str)
 
 
 def _serializers_alone(
