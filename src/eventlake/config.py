@@ -333,11 +333,13 @@ class StreamingSettings(Section):
     shuffle_partitions: int = Field(default=2, gt=0)
     driver_memory: str = Field(default="2g", pattern=r"^\d+[mMgG]$")
     #: more JVM options of the driver (GC, JIT), after eventlake's own (``local[N]``: the executors
-    #: run in the driver's JVM too). ParallelGC by default: +14.5 % events/s and -14 % CPU per event
-    #: over G1 in three A/B pairs of ``bench/pipeline.py`` (docs/performance.md); its stop-the-world
-    #: pauses on a 2 GB heap delay the lake path only (PostgreSQL gold is the serving path's).
-    #: A value replaces the whole default, e.g. ``-XX:+UseG1GC``
-    driver_java_options: str = "-XX:+UseParallelGC"
+    #: run in the driver's JVM too). By default ParallelGC (+14.5 % events/s, -14 % CPU per event over
+    #: G1 in three A/B pairs) and C2 only, no tiered compilation (+15 % events/s, -19 % CPU per event
+    #: in four more pairs: the JIT's threads took a quarter of the lake path's CPU, recompiling tier by
+    #: tier; a cold JVM's first batches are 6-11 % slower): ``bench/pipeline.py``, docs/performance.md.
+    #: ParallelGC's stop-the-world pauses on a 2 GB heap delay the lake path only (PostgreSQL gold is
+    #: the serving path's). A value replaces the whole default, e.g. ``-XX:+UseG1GC``
+    driver_java_options: str = "-XX:+UseParallelGC -XX:-TieredCompilation"
     #: micro-batch interval (a batch that takes longer is followed at once by the next)
     trigger_s: float = Field(default=1.0, gt=0)
     max_offsets_per_trigger: int = Field(default=200_000, gt=0)

@@ -83,8 +83,10 @@ def test_driver_host_ports_and_java_options(make_settings: Any) -> None:
     assert cluster["spark.driver.blockManager.port"] == "7080", "streaming.spark_conf is applied last"
     java = cluster["spark.driver.extraJavaOptions"]
     assert java.startswith("-Xss16m ") and java.endswith(" -XX:+UseG1GC -XX:MaxGCPauseMillis=100"), "appended"
-    assert "ParallelGC" not in java, "the setting replaces the default (two collectors would not start)"
-    assert default["spark.driver.extraJavaOptions"].endswith(" -XX:+UseParallelGC")
+    assert "ParallelGC" not in java and "Tiered" not in java, (
+        "the setting replaces the default (two collectors would not start)"
+    )
+    assert default["spark.driver.extraJavaOptions"].endswith(" -XX:+UseParallelGC -XX:-TieredCompilation")
 
 
 def _host_address() -> str | None:
