@@ -3,6 +3,9 @@
 On a 3-broker KRaft cluster (every topic replication 3, min ISR 2) one broker, the leader of the most
 raw partitions, is killed -9: the other two elect new leaders, the idempotent producer and every
 consumer (Spark's Kafka source, the serving path) follow them, and every layer is exact afterwards.
+Two of the three killed -9 for ``TWO_DOWN_S``: below min ISR and without a controller quorum nothing
+can be written or re-led; the producer holds its records, the pipeline waits or restarts, and once
+both are back every layer is exact.
 On the single-broker stack the only broker is stopped for 20 s: nothing can be read or written
 meanwhile, the supervisor restarts what fails, and again every layer is exact. The recovery times are
 printed for docs/reliability.md.
@@ -42,6 +45,8 @@ pytestmark = pytest.mark.e2e
 REPLICAS, MIN_ISR = 3, 2
 #: how long the producer goes on after the fault (records sent to new leaders, or buffered meanwhile)
 PRODUCE_AFTER_KILL_S = 20.0
+#: how long two of the three nodes stay down
+TWO_DOWN_S = 40.0
 HEAP = "384m"  # three brokers and Spark on one 2-core machine
 
 
@@ -84,34 +89,50 @@ def _stream_settings(
     return stream_settings(stack, make_settings, tmp_path, kafka=kafka, topics=topics, streaming=streaming or {})
 
 
-@pytest.mark.chaos  # ~4-5 min with the cluster's start; tests/services/test_kafka_cluster.py is the make-test part
-def test_a_broker_killed_mid_stream_loses_and_duplicates_nothing(
-    stack: Stack, make_settings: MakeSettings, spark: Any, tmp_path: Any, cluster: KafkaCluster
-) -> None:
+def _cluster_settings(stack: Stack, make_settings: MakeSettings, tmp_path: Any, cluster: KafkaCluster) -> Settings:
+    """The pipeline's settings on ``cluster``, its replication and min ISR checked on the brokers and
+    on every raw partition (all replicas in sync) before any fault."""
     settings = _stream_settings(
         stack, make_settings, tmp_path, bootstrap=cluster.bootstrap, replication_factor=REPLICAS
     )
-    live = endpoints(settings)
-    topic = settings.topics.raw(SOURCE)
-    broker = _broker_config(live.kafka_bootstrap, 1)
+    bootstrap = endpoints(settings).kafka_bootstrap
+    broker = _broker_config(bootstrap, 1)
     assert (broker["default.replication.factor"], broker["min.insync.replicas"]) == (str(REPLICAS), str(MIN_ISR))
     assert (broker["offsets.topic.replication.factor"], broker["transaction.state.log.min.isr"]) == (
         str(REPLICAS),
         str(MIN_ISR),
     )
-    before = _partitions(live.kafka_bootstrap, topic)
+    before = _partitions(bootstrap, settings.topics.raw(SOURCE))
     assert all(len(isr) == REPLICAS for _, isr in before.values()), before
+    return settings
 
+
+def _kill(node: KafkaService) -> None:
+    ref = node.running_process()
+    assert ref is not None
+    os.kill(ref.pid, signal.SIGKILL)
+
+
+def _all_in_sync(bootstrap: str, topic: str) -> bool:
+    return all(len(isr) == REPLICAS for _, isr in _partitions(bootstrap, topic).values())
+
+
+@pytest.mark.chaos  # ~4-5 min with the cluster's start; tests/services/test_kafka_cluster.py is the make-test part
+def test_a_broker_killed_mid_stream_loses_and_duplicates_nothing(
+    stack: Stack, make_settings: MakeSettings, spark: Any, tmp_path: Any, cluster: KafkaCluster
+) -> None:
+    settings = _cluster_settings(stack, make_settings, tmp_path, cluster)
+    live = endpoints(settings)
+    topic = settings.topics.raw(SOURCE)
+    before = _partitions(live.kafka_bootstrap, topic)
     restarts_before = restarts(f"pipeline_{SOURCE}")
     with streaming(settings, live) as pipeline:
         producing = produce_once_running(spark, pipeline, seed=41)
         leaders = [leader for leader, _ in before.values()]
         victim_id = max(sorted(set(leaders)), key=leaders.count)
         victim = cluster.node(victim_id)
-        ref = victim.running_process()
-        assert ref is not None
         assert producing.thread.is_alive(), producing.failure
-        os.kill(ref.pid, signal.SIGKILL)
+        _kill(victim)
         killed = time.monotonic()
 
         def moved() -> bool:
@@ -137,16 +158,58 @@ def test_a_broker_killed_mid_stream_loses_and_duplicates_nothing(
         # The broker comes back on its data and catches up as a follower, under the running pipeline.
         rejoined = time.monotonic()
         victim.start()
-        assert wait_until(
-            lambda: all(len(isr) == REPLICAS for _, isr in _partitions(live.kafka_bootstrap, topic).values()),
-            timeout=120,
-        ), _partitions(live.kafka_bootstrap, topic)
+        assert wait_until(lambda: _all_in_sync(live.kafka_bootstrap, topic), timeout=120), _partitions(
+            live.kafka_bootstrap, topic
+        )
         print(
             f"reliability broker_kill: node {victim_id} restarted, in every ISR"
             f" {time.monotonic() - rejoined:.1f} s later"
         )
     assert not pipeline.failure, pipeline.failure
     print(f"reliability broker_kill: {restarts(f'pipeline_{SOURCE}') - restarts_before:g} query restarts")
+    assert_layers_exact(settings, SOURCE, n)
+
+
+@pytest.mark.chaos  # ~5-6 min with the cluster's start
+def test_two_of_three_brokers_killed_mid_stream_are_waited_for_and_every_layer_is_exact(
+    stack: Stack, make_settings: MakeSettings, spark: Any, tmp_path: Any, cluster: KafkaCluster
+) -> None:
+    """Nodes 2 and 3 killed -9 while the producer produces: the survivor can neither acknowledge a write
+    (min ISR 2) nor move a leader (no controller quorum). The producer must hold its records and fail
+    none, the pipeline must not die of it (the supervisor's probe sees the survivor answer, so every
+    query failure here counts against the restart budget), and once both nodes are back every record
+    is in every layer, once."""
+    settings = _cluster_settings(stack, make_settings, tmp_path, cluster)
+    live = endpoints(settings)
+    topic = settings.topics.raw(SOURCE)
+    restarts_before = restarts(f"pipeline_{SOURCE}")
+    with streaming(settings, live) as pipeline:
+        producing = produce_once_running(spark, pipeline, seed=47)
+        assert producing.thread.is_alive(), producing.failure
+        victims = [cluster.node(2), cluster.node(3)]
+        for node in victims:
+            _kill(node)
+        time.sleep(TWO_DOWN_S)
+        assert producing.thread.is_alive() and not producing.failure, producing.failure
+        for node in victims:
+            node.start()
+        back = time.monotonic()
+        assert wait_until(lambda: _all_in_sync(live.kafka_bootstrap, topic), timeout=180), _partitions(
+            live.kafka_bootstrap, topic
+        )
+        in_sync = time.monotonic() - back
+        time.sleep(PRODUCE_AFTER_KILL_S)
+        summary = producing.finish(300)
+        n = summary.delivered
+        assert summary.failed == 0 and n == summary.sent, summary
+        pipeline.until(pipeline.caught_up(live, SOURCE, n), 300, "every record through PostgreSQL gold and silver")
+        print(
+            f"\nreliability two_of_three_killed {TWO_DOWN_S:g} s: every partition in sync {in_sync:.1f} s after"
+            f" both were started, caught up {time.monotonic() - back:.1f} s after; {n} records"
+        )
+    assert not pipeline.failure, pipeline.failure
+    count = restarts(f"pipeline_{SOURCE}") - restarts_before
+    print(f"reliability two_of_three_killed: {count:g} query restarts")
     assert_layers_exact(settings, SOURCE, n)
 
 
