@@ -21,6 +21,7 @@ from eventlake.services import Stack, endpoints
 from eventlake.sources.produce import ProduceSummary
 from tests.conftest import MakeSettings
 from tests.streaming import recompute
+from tests.streaming.exact import assert_layers_exact
 from tests.streaming.test_pipeline import START, assert_gold_matches, delta_rows, pipeline_settings
 from tests.streams import jobs_running, send
 
@@ -132,6 +133,25 @@ class Pipeline:
             )
 
         return self.until(settled, timeout_s, "every query running, out of its last batch")
+
+
+def finish_and_catch_up(pipeline: Pipeline, producing: Producing, live: Endpoints, timeout_s: float = 300) -> int:
+    """Stop the producer (every record it sent delivered, none failed) and wait until all of them are
+    through PostgreSQL gold and silver; returns how many there are."""
+    summary = producing.finish(timeout_s)
+    n = summary.delivered
+    assert summary.failed == 0 and n == summary.sent, summary
+    pipeline.until(pipeline.caught_up(live, SOURCE, n), timeout_s, "every record through PostgreSQL gold and silver")
+    return n
+
+
+def assert_exact_after(pipeline: Pipeline, n: int, restarts_before: float, label: str) -> None:
+    """After the fault: the pipeline did not die, its query restarts are printed (``label``), and every
+    layer equals the recompute of the ``n`` records."""
+    assert not pipeline.failure, pipeline.failure
+    count = restarts(f"pipeline_{SOURCE}") - restarts_before
+    print(f"reliability {label}: {count:g} query restarts")
+    assert_layers_exact(pipeline.settings, SOURCE, n)
 
 
 #: outages this long (and longer) run with the default restart backoff (doubling up to 30 s), as a

@@ -31,6 +31,8 @@ from tests.chaos.streaming import (
     LONG_OUTAGE_S,
     LONG_TIMEOUT,
     SOURCE,
+    assert_exact_after,
+    finish_and_catch_up,
     outage_backoff,
     produce_once_running,
     restarts,
@@ -199,18 +201,12 @@ def test_two_of_three_brokers_killed_mid_stream_are_waited_for_and_every_layer_i
         )
         in_sync = time.monotonic() - back
         time.sleep(PRODUCE_AFTER_KILL_S)
-        summary = producing.finish(300)
-        n = summary.delivered
-        assert summary.failed == 0 and n == summary.sent, summary
-        pipeline.until(pipeline.caught_up(live, SOURCE, n), 300, "every record through PostgreSQL gold and silver")
+        n = finish_and_catch_up(pipeline, producing, live)
         print(
             f"\nreliability two_of_three_killed {TWO_DOWN_S:g} s: every partition in sync {in_sync:.1f} s after"
             f" both were started, caught up {time.monotonic() - back:.1f} s after; {n} records"
         )
-    assert not pipeline.failure, pipeline.failure
-    count = restarts(f"pipeline_{SOURCE}") - restarts_before
-    print(f"reliability two_of_three_killed: {count:g} query restarts")
-    assert_layers_exact(settings, SOURCE, n)
+    assert_exact_after(pipeline, n, restarts_before, "two_of_three_killed")
 
 
 @pytest.mark.chaos  # ~3.5 min for 20 s (Spark's first batch alone takes a minute on a loaded machine)
@@ -242,17 +238,11 @@ def test_the_only_broker_stopped_mid_stream_is_ridden_out(
             kafka.start()
             back = time.monotonic()
             time.sleep(PRODUCE_AFTER_KILL_S)
-            summary = producing.finish(300)
-            n = summary.delivered
-            assert summary.failed == 0 and n == summary.sent, summary
-            pipeline.until(pipeline.caught_up(live, SOURCE, n), 300, "every record through PostgreSQL gold and silver")
+            n = finish_and_catch_up(pipeline, producing, live)
             print(
                 f"\nreliability broker_stop {outage_s:g} s (single broker): caught up"
                 f" {time.monotonic() - back:.1f} s after it was back"
             )
-        assert not pipeline.failure, pipeline.failure
-        count = restarts(f"pipeline_{SOURCE}") - restarts_before
-        print(f"reliability broker_stop {outage_s:g} s: {count:g} query restarts")
-        assert_layers_exact(settings, SOURCE, n)
+        assert_exact_after(pipeline, n, restarts_before, f"broker_stop {outage_s:g} s")
     finally:
         kafka.stop()
