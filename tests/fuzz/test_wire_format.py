@@ -5,7 +5,7 @@ exception or a hang; garbage under a *known* schema id (wrong types, a length fi
 block count of 2^31) must be rejected cheaply. The decoder runs over a real ``SchemaCache`` on the
 session's registry, with the project's iot_sensors schema and a small schema with a map.
 
-"Cheaply" is asserted as peak allocation (deterministic: a hostile length that were honoured would
+"Cheaply" is asserted as peak allocation (deterministic: a hostile length, if it were honoured, would
 allocate it), not as wall-clock time: a timed assertion failed once in CI on a 15-byte body that
 took 0.35 s on a loaded machine and 0.1 ms on the rerun. The only clock left is ``HANG_S``, a
 hang detector 10,000 times what one decode takes, so that a loop over a hostile count is caught.
