@@ -9,6 +9,8 @@ import datetime as dt
 import random
 from typing import Any
 
+from pyspark.sql import functions as F
+
 from eventlake.config import load_settings
 from eventlake.kafka.serde import WireSerializer
 from eventlake.quality.rules import load_quality
@@ -40,3 +42,30 @@ def test_garbage_bodies_under_a_known_id_are_undecodable_and_good_records_pass(s
     reasons = {r["offset"]: r["_reason"] for r in checked.select("offset", "_reason").collect()}
     assert [reasons[i] for i in range(40)] == [None] * 40
     assert [reasons[i] for i in range(40, 100)] == ["undecodable"] * 60
+
+
+def test_repeats_are_every_row_of_an_event_id_but_its_first_and_every_row_the_state_holds(spark: Any) -> None:
+    """Dedup on real Spark: within the batch the first row of an ``event_id`` (by Kafka partition, then
+    offset) is kept whatever order the rows come in; an id the open-window state holds repeats in
+    every row; ids seen once pass."""
+    rows = [
+        (2, 5, "a"),  # a: three rows, the first is (1, 9)
+        (1, 9, "a"),
+        (2, 1, "a"),
+        (0, 3, "b"),  # b: once, not held
+        (0, 4, "c"),  # c: once, but held by the state
+        (1, 2, "d"),  # d: twice and held
+        (1, 7, "d"),
+    ]
+    valid = spark.createDataFrame(rows, "partition int, offset long, id string").select(
+        "partition", "offset", F.struct(F.col("id").alias("event_id")).alias("_rec"), F.lit(1).alias("_schema_id")
+    )
+    held = spark.createDataFrame([("c",), ("d",), ("zz",)], "event_id string")
+
+    assert sorted(tuple(r) for r in sv.repeated_keys(valid, held).collect()) == [(0, 4), (1, 2), (1, 7), (2, 1), (2, 5)]
+    assert sorted(tuple(r) for r in sv.repeated_keys(valid).collect()) == [(1, 7), (2, 1), (2, 5)]
+    kept = sv.without_repeats(valid, sv.repeated_keys(valid, held))
+    assert sorted((r.event_id, r._kafka_partition, r._kafka_offset) for r in kept.collect()) == [
+        ("a", 1, 9),
+        ("b", 0, 3),
+    ]

@@ -210,7 +210,7 @@ class OnePass:
         with self._phase("late"):
             late = hold(sv.late_keys(checked, prior=prior, lateness_s=self.settings.streaming.allowed_lateness_s))
         classified = sv.mark_late(checked, late)  # a broadcast lookup on the held batch: cheap to redo per use
-        unique: DataFrame | None = None
+        repeats: DataFrame | None = None
         try:
             optional = sv.optional_fields(reader) if self.rules.of_type("schema_drift") else []
             with self._phase("classify"):
@@ -222,8 +222,8 @@ class OnePass:
                 side.append(self._side(self.dlq, bad, batch_id))
             inserted = 0
             if (oldest := stats.oldest_valid()) is not None:
-                unique = self._dedup(classified, oldest, version)
-                with self._phase("dedup"):
+                unique, repeats = self._dedup(classified, oldest, version)
+                with self._phase("state_add"):
                     inserted = self.windows.add(unique)  # held from now on; dropped again if the batch fails
                 side.append(self._side(self.sinks_silver, unique, batch_id))
                 if self.gold_pg and inserted:
@@ -250,8 +250,8 @@ class OnePass:
                 self._settle(newest)
             self._count(stats, inserted, quarantined)
         finally:
-            if unique is not None:
-                unique.unpersist()
+            if repeats is not None:
+                release(repeats)
             release(late)
             release(checked)
 
@@ -288,13 +288,18 @@ class OnePass:
             )
             return hold(checked), reader
 
-    def _dedup(self, classified: DataFrame, oldest: dt.datetime, version: int) -> DataFrame:
-        """The batch's valid events not seen before (persisted): first per event_id, minus the state's ids."""
+    def _dedup(self, classified: DataFrame, oldest: dt.datetime, version: int) -> tuple[DataFrame, DataFrame]:
+        """The batch's valid events not seen before (first per event_id, minus the state's ids), and the
+        held keys of the repeats it leaves out (release them). Only those few keys are materialised:
+        the new rows are a cheap lookup on the held batch, so the state and the silver write each
+        derive them again instead of caching every silver column of the batch."""
         with self._phase("state"):
             # The state must hold every window the batch can touch, and every id it can repeat.
             self.windows.ensure(version, oldest.replace(second=0, microsecond=0) - self.keep + self._lateness)
-        held = self.windows.rows(oldest)
-        return sv.first_per_event_id(classified.where(F.col("_reason").isNull()), held).persist()
+        valid = classified.where(F.col("_reason").isNull())
+        with self._phase("dedup"):
+            repeats = hold(sv.repeated_keys(valid, self.windows.rows(oldest)))
+        return sv.without_repeats(valid, repeats), repeats
 
     @property
     def _lateness(self) -> dt.timedelta:

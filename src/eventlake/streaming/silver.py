@@ -267,27 +267,38 @@ def utc(t: dt.datetime) -> dt.datetime:
 def repeated_keys(valid: DataFrame, seen: DataFrame | None = None) -> DataFrame:
     """``KEY`` of the valid rows that repeat an event: every row of an ``event_id`` but its first (by
     Kafka partition, offset: deterministic, so a replayed batch keeps the same rows), and the first
-    too when ``seen`` (a DataFrame with ``event_id``: the open-window state) holds the id. Computed
-    on three narrow columns; the records are never shuffled."""
+    too when ``seen`` (a DataFrame with ``event_id``: the open-window state) holds the id.
+
+    Computed on three narrow columns; the records are never shuffled. A hash aggregate finds the ids
+    that occur more than once (few: a batch is mostly new events), and only their rows are ranked:
+    sorting every id of the batch and the state by ``event_id`` cost more than the rest of the step."""
     ids = valid.select(*KEY, F.col("_rec.event_id").alias("event_id"))
     if seen is not None:
         # The held ids rank before every record (partition -1), so one window finds both kinds of
         # repeat; the held ids are unique, and a (-1, -1) key would match no record anyway.
         held = seen.select(F.lit(-1).alias("partition"), F.lit(-1).cast("long").alias("offset"), "event_id")
         ids = ids.unionByName(held)
-    ranked = ids.withColumn("_n", F.row_number().over(Window.partitionBy("event_id").orderBy(*KEY)))
+    repeated = ids.groupBy("event_id").count().where(F.col("count") > 1).select("event_id")
+    few = ids.join(F.broadcast(repeated), "event_id", "left_semi")
+    ranked = few.withColumn("_n", F.row_number().over(Window.partitionBy("event_id").orderBy(*KEY)))
     return ranked.where("_n > 1").select(*KEY)
 
 
-def first_per_event_id(valid: DataFrame, seen: DataFrame | None = None) -> DataFrame:
-    """The silver columns of the valid rows that are no repeat (:func:`repeated_keys`): the first row of
-    each ``event_id`` not held in ``seen``."""
-    return valid.join(F.broadcast(repeated_keys(valid, seen)), list(KEY), "left_anti").select(
+def without_repeats(valid: DataFrame, repeats: DataFrame) -> DataFrame:
+    """The silver columns of the valid rows whose ``KEY`` is not in ``repeats`` (:func:`repeated_keys`;
+    a broadcast lookup)."""
+    return valid.join(F.broadcast(repeats), list(KEY), "left_anti").select(
         "_rec.*",
         F.col("partition").alias("_kafka_partition"),
         F.col("offset").alias("_kafka_offset"),
         F.col("_schema_id"),
     )
+
+
+def first_per_event_id(valid: DataFrame, seen: DataFrame | None = None) -> DataFrame:
+    """The silver columns of the valid rows that are no repeat (:func:`repeated_keys`): the first row of
+    each ``event_id`` not held in ``seen``."""
+    return without_repeats(valid, repeated_keys(valid, seen))
 
 
 QUARANTINE_COLUMNS = ("key", "value", "topic", "partition", "offset", "kafka_timestamp", "_schema_id")
