@@ -343,6 +343,13 @@ class StreamingSettings(Section):
     #: micro-batch interval (a batch that takes longer is followed at once by the next)
     trigger_s: float = Field(default=1.0, gt=0)
     max_offsets_per_trigger: int = Field(default=200_000, gt=0)
+    #: Delta gold gathers closed windows for this long (event time) before one MERGE writes them all:
+    #: a MERGE is a dozen Spark jobs and a Delta commit, so merging every window as it closes (each
+    #: minute) made it the largest fixed cost of a live micro-batch. Delta gold then lags the lateness
+    #: horizon by up to this much (PostgreSQL gold, the serving layer, does not wait); a window a
+    #: lagging partition changes after its MERGE is merged again at once. 0: every batch that closes
+    #: a window merges it. The open-window state holds this much more event time of rows.
+    gold_delta_every_s: int = Field(default=300, ge=0)
     #: how long one attempt of the Kafka source's offset look-up (its AdminClient's ListOffsets) may
     #: take before Spark tries again (``fetchOffset.numRetries`` times, then the query fails and is
     #: restarted): an attempt in flight when a partition leader dies waits out the whole timeout even

@@ -187,6 +187,50 @@ def test_seeded_pipeline_with_faults_equals_independent_recompute(
         assert conn.execute("SELECT count(*) FROM eventlake_stream_commits").fetchone() == before
 
 
+def test_delta_gold_gathers_closed_windows_for_gold_delta_every_s_and_until_idle_writes_the_rest(
+    stack: Stack, make_settings: MakeSettings, spark: Any, tmp_path: Any
+) -> None:
+    """Delta gold is merged when the windows closed since its last MERGE span
+    ``streaming.gold_delta_every_s`` of event time, not in every batch that closes one; the end of
+    ``--until-idle`` (``flush``) merges what was gathered since, and every layer is exact.
+
+    One partition and 300 records per trigger make the batches known: three parts of 600 records,
+    the second 3 minutes after the first (its batches close the first part's windows), the third
+    15 minutes after it (past the 10 minutes gathered). Merging every batch that closes a window, as
+    before, would have made three MERGE commits of ``gold_transactions_1m``: batches 2, 4 and the
+    flush."""
+    settings = pipeline_settings(
+        stack,
+        make_settings,
+        tmp_path,
+        topics={"raw_spec": {"partitions": 1}},
+        streaming={"max_offsets_per_trigger": 300, "gold_delta_every_s": 600, "allowed_lateness_s": 5},
+    )
+    settings.topics.sources = ("transactions",)
+    live = endpoints(settings)
+    for seed, offset_ms in ((51, 0), (52, 180_000), (53, 900_000)):
+        assert send(settings, live, ["transactions"], 600, seed=seed, start_ms=START + offset_ms).delivered == 600
+    start_jobs(spark, settings, live, ["bronze", "silver", "gold"], until_idle=True)
+
+    with psycopg.connect(live.postgres_url) as conn:
+        merges = conn.execute(
+            "SELECT batch_id FROM eventlake_stream_gold WHERE query = 'pipeline_transactions' ORDER BY 1"
+        ).fetchall()
+        batches = conn.execute(
+            "SELECT count(*) FROM eventlake_stream_batches WHERE query = 'pipeline_transactions'"
+        ).fetchone()
+    assert batches is not None and batches[0] >= 6
+    # The first batch (no record yet) and the first batch of the third part; none of the second's.
+    assert [b for (b,) in merges] == [0, 4]
+    uri = f"{settings.lake_uri.removeprefix('file://').rstrip('/')}/gold/gold_transactions_1m"
+    ops = [h["operation"] for h in DeltaTable(uri).history()]
+    assert ops.count("MERGE") == 2, ops  # batch 4 (the first two parts' windows) and the flush (the third's)
+    raw = recompute.read_topic(live.kafka_bootstrap, live.registry_url, settings.topics.raw("transactions"), 1800)
+    assert_gold_matches(settings, "transactions", recompute.gold("transactions", raw.records))
+    sliding = recompute.sliding_transactions(raw.records)
+    assert_gold_matches(settings, "transactions", sliding, table="gold_transactions_5m_sliding")
+
+
 def test_until_idle_the_detectors_score_postgres_gold_once_it_is_complete(
     stack: Stack, make_settings: MakeSettings, spark: Any, tmp_path: Any
 ) -> None:

@@ -128,6 +128,13 @@ PRUNE: tuple[tuple[str, str], ...] = (
         "   FROM eventlake_stream_watermarks ORDER BY query, kafka_partition, max_event_time DESC, batch_id DESC)",
     ),
     (
+        "eventlake_stream_gold",
+        "DELETE FROM eventlake_stream_gold g USING eventlake_stream_batches b"
+        " WHERE b.query = g.query AND b.batch_id = g.batch_id AND b.started_at < %(cutoff)s"
+        # the newest row stays: how far Delta gold is merged (merged_through grows with the batch id)
+        " AND g.batch_id < (SELECT max(batch_id) FROM eventlake_stream_gold m WHERE m.query = g.query)",
+    ),
+    (
         "eventlake_stream_commits",
         "DELETE FROM eventlake_stream_commits c WHERE committed_at < %(cutoff)s"
         " AND batch_id < (SELECT max(batch_id) FROM eventlake_stream_commits m WHERE m.query = c.query)",

@@ -12,7 +12,8 @@
         ├─ gold: touched windows from open-window state (this batch's rows included)
         │    ├─► PostgreSQL gold_*    upsert + commits row, one transaction (only with serving.enabled
         │    │                        off: the serving path, eventlake.serving, writes it sub-second)
-        │    └─► gold/<table>         Delta MERGE of the windows that closed  [side thread]
+        │    └─► gold/<table>         Delta MERGE of the windows closed since the last MERGE, once
+        │                             every streaming.gold_delta_every_s of event time  [side thread]
         └─ DQ: dq_metrics + alerts (PostgreSQL, once per batch), quality/metrics (Delta, marker)
 
 The batch is recorded in PostgreSQL (``eventlake_stream_batches``) before it writes anything, so a
@@ -64,7 +65,9 @@ from eventlake.streaming.state import (
     clear_reset,
     pending_reset,
     run_base,
+    save_gold_through,
     save_watermarks,
+    settled_gold_through,
     settled_newest,
 )
 from eventlake.streaming.tables import BRONZE_COLUMNS
@@ -121,10 +124,11 @@ class OnePass:
             DeltaUpsert(table(settings, "gold", s.table), tuple(s.key_columns), f"gold/{s.table}") for s in self.specs
         ]
         self.windows = OpenWindows(spark, self.silver_path, state_columns(source))
-        # Windows that can still change: the lateness horizon, the longest window, a minute of truncation.
-        self.keep = dt.timedelta(
-            seconds=settings.streaming.allowed_lateness_s, minutes=longest_window_minutes(source) + 1
-        )
+        # The rows of a window: the longest window and a minute of truncation back from its end.
+        self.span = dt.timedelta(minutes=longest_window_minutes(source) + 1)
+        # Rows of windows that can still change (the lateness horizon) and of ids a batch can repeat.
+        self.keep = self._lateness + self.span
+        self.gold_every = dt.timedelta(seconds=settings.streaming.gold_delta_every_s)
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"{self.name}-sink")
         self._timings: dict[str, float] = {}
         self._replay = True
@@ -132,6 +136,7 @@ class OnePass:
         self._bound = threading.Event()
         self.base: int | None = None  # batch key = base + Spark's batch id (streaming.state)
         self._newest: dt.datetime | None = None  # newest valid event time after the last good batch
+        self._merged: dt.datetime | None = None  # Delta gold holds the windows ending by this, likewise
 
     def bind(self, query_id: str) -> None:
         """The started query's id (its checkpoint's identity): batches wait for it."""
@@ -202,7 +207,8 @@ class OnePass:
             sc.setJobDescription(before)  # type: ignore[arg-type]  # None clears it
 
     def _silver_and_gold(self, batch: DataFrame, batch_id: int, start: BatchStart, side: list[Future[Any]]) -> None:
-        version, prior = start.silver_version, start.prior
+        version, prior, before = start.silver_version, start.prior, max(start.prior.values(), default=None)
+        merged = self._merged_through(start.gold_through, before)
         checked, reader = self._checked(batch)
         if self.bronze:
             # From the held batch: Kafka is read, and the records materialised, once.
@@ -222,7 +228,7 @@ class OnePass:
                 side.append(self._side(self.dlq, bad, batch_id))
             inserted = 0
             if (oldest := stats.oldest_valid()) is not None:
-                unique, repeats = self._dedup(classified, oldest, version)
+                unique, repeats = self._dedup(classified, oldest, version, merged)
                 with self._phase("state_add"):
                     inserted = self.windows.add(unique)  # held from now on; dropped again if the batch fails
                 side.append(self._side(self.sinks_silver, unique, batch_id))
@@ -234,10 +240,16 @@ class OnePass:
                     sink.write_rows([], batch_id)  # the batch is applied (nothing to add)
             maxima = stats.maxima()
             self._save_watermarks(batch_id, maxima)
-            before = max(prior.values(), default=None)
             newest = max([*prior.values(), *maxima.values()], default=None)
             if self.gold and newest is not None and (newest != before or inserted):
-                side += self._gold_delta(before, newest, stats.minutes() if inserted else [], batch_id)
+                merged = self._gold_delta(
+                    merged,
+                    newest,
+                    stats.minutes() if inserted else [],
+                    batch_id,
+                    unrecorded=start.gold_through is None,
+                    side=side,
+                )
             facts = stats.facts(self.rules, optional, prior=prior, ids=stats.schema_ids(), dupes=stats.valid - inserted)
             with self._phase("quality"):
                 self._record_quality(batch_id, facts, side)
@@ -247,7 +259,7 @@ class OnePass:
                 for f in side:
                     f.result()  # the batch is done when every write is; a failed write fails the batch
             if newest is not None:
-                self._settle(newest)
+                self._settle(newest, merged)
             self._count(stats, inserted, quarantined)
         finally:
             if repeats is not None:
@@ -262,10 +274,24 @@ class OnePass:
         )
         killpoints.reached("watermarks")
 
-    def _settle(self, newest: dt.datetime) -> None:
+    def _settle(self, newest: dt.datetime, merged: dt.datetime | None) -> None:
         """The batch is done: drop the rows no window can need any more; ``flush`` starts from here."""
-        self.windows.evict(newest - self.keep)
-        self._newest = newest
+        self.windows.evict(self._floor(newest - self.keep, merged))
+        self._newest, self._merged = newest, merged
+
+    def _floor(self, since: dt.datetime, merged: dt.datetime | None) -> dt.datetime:
+        """``since``, or earlier: the state must also hold the rows of windows not merged into Delta gold."""
+        return since if merged is None else min(since, merged - self.span)
+
+    def _merged_through(self, recorded: dt.datetime | None, before: dt.datetime | None) -> dt.datetime | None:
+        """How far Delta gold holds every window before this batch (None: nothing merged, or no gold).
+        Without a record (a lake from before the records), the old rule: each batch merged through its
+        lateness horizon."""
+        if not self.gold:
+            return None
+        if recorded is not None:
+            return recorded
+        return before - self._lateness if before is not None else None
 
     def _checked(self, batch: DataFrame) -> tuple[DataFrame, str]:
         """The batch decoded and judged by every rule but lateness (held: release it), and the reader
@@ -288,14 +314,18 @@ class OnePass:
             )
             return hold(checked), reader
 
-    def _dedup(self, classified: DataFrame, oldest: dt.datetime, version: int) -> tuple[DataFrame, DataFrame]:
+    def _dedup(
+        self, classified: DataFrame, oldest: dt.datetime, version: int, merged: dt.datetime | None
+    ) -> tuple[DataFrame, DataFrame]:
         """The batch's valid events not seen before (first per event_id, minus the state's ids), and the
         held keys of the repeats it leaves out (release them). Only those few keys are materialised:
         the new rows are a cheap lookup on the held batch, so the state and the silver write each
         derive them again instead of caching every silver column of the batch."""
         with self._phase("state"):
-            # The state must hold every window the batch can touch, and every id it can repeat.
-            self.windows.ensure(version, oldest.replace(second=0, microsecond=0) - self.keep + self._lateness)
+            # The state must hold every window the batch can touch, every id it can repeat, and every
+            # window Delta gold still waits for.
+            since = oldest.replace(second=0, microsecond=0) - self.span
+            self.windows.ensure(version, self._floor(since, merged))
         valid = classified.where(F.col("_reason").isNull())
         with self._phase("dedup"):
             repeats = hold(sv.repeated_keys(valid, self.windows.rows(oldest)))
@@ -317,20 +347,40 @@ class OnePass:
             sink.write(window_rows(held, spec, starts), batch_id)
 
     def _gold_delta(
-        self, before: dt.datetime | None, newest: dt.datetime, minutes: list[dt.datetime], batch_id: int
-    ) -> list[Future[Any]]:
-        """MERGE into Delta ``gold/<table>`` the windows that closed with this batch (their end fell behind
-        the lateness horizon), plus closed windows it still changed (a lagging partition). Delta gold is
-        the lake's record of final windows; a MERGE per closed minute instead of per micro-batch keeps
-        the hot path short. ``flush`` writes the still-open windows at a graceful stop."""
-        lo = before - self._lateness if before is not None else None
+        self,
+        lo: dt.datetime | None,
+        newest: dt.datetime,
+        minutes: list[dt.datetime],
+        batch_id: int,
+        *,
+        unrecorded: bool,
+        side: list[Future[Any]],
+    ) -> dt.datetime | None:
+        """MERGE into Delta ``gold/<table>`` the windows that closed (their end fell behind the lateness
+        horizon ``hi``) since the last MERGE (``lo``), once they span ``streaming.gold_delta_every_s``,
+        and at once when the batch changed a window already merged (a lagging partition). Adds the
+        MERGEs to ``side``; returns how far Delta gold holds every window after them.
+
+        Delta gold is the lake's record of final windows; each MERGE is a dozen Spark jobs and a
+        commit, so gathering closed windows keeps them off most batches. The decision depends only on
+        the batch's input and its earlier batches' records: a replayed batch merges what its first run
+        did. ``flush`` writes the rest (closed or open) at a graceful stop."""
         hi = newest - self._lateness
-        out = []
+        tables = []  # each gold table with its window width and the closed windows the batch touched
         for spec, delta in zip(self.specs, self.gold_delta, strict=True):
             width = dt.timedelta(minutes=spec.window_minutes)
-            late = [w for w in touched(minutes, spec) if w + width <= hi]
-            # Only the rows of windows that can close now (end in (lo, hi]) or that a lagging partition
-            # changed: the state's older rows belong to windows merged by earlier batches.
+            tables.append((spec, delta, width, [w for w in touched(minutes, spec) if w + width <= hi]))
+        changed = lo is not None and any(w + width <= lo for _, _, width, late in tables for w in late)
+        if not (unrecorded or lo is None or changed or hi - lo >= self.gold_every):
+            return lo
+        through = hi if lo is None else max(lo, hi)
+        pg.retrying(
+            lambda: save_gold_through(self.live.postgres_url, self.name, batch_id, through),
+            what=f"{self.name} gold through {batch_id}",
+        )
+        for spec, delta, width, late in tables:
+            # Only the rows of windows that closed since the last MERGE (end in (lo, hi]) or that a
+            # lagging partition changed: the state's older rows belong to windows merged before.
             since = [lo - width] if lo is not None else [self.windows.floor or newest]
             rows = self.windows.rows(min(since + late), hi)  # the pieces' floors bound it from below
             if rows is None:
@@ -341,35 +391,37 @@ class OnePass:
                 closed &= F.col("window_end") > F.lit(lo)
             if late:
                 closed |= F.col("window_start").isin(late)
-            out.append(self._side(delta, ends.where(closed), batch_id))
-        return out
+            side.append(self._side(delta, ends.where(closed), batch_id))
+        return through
 
     def flush(self) -> None:
-        """MERGE every open window (its end after the lateness horizon) into Delta gold, at a graceful
-        stop or the end of ``--until-idle``: Delta gold then holds every window of silver. Idempotent;
-        the windows are merged again when they close.
+        """MERGE every window not yet merged (its end after the last MERGE's horizon: open, or closed
+        and gathered) into Delta gold, at a graceful stop or the end of ``--until-idle``: Delta gold
+        then holds every window of silver. Idempotent; the windows are merged again when they close.
 
-        A batch that failed, or that the stop interrupted, dropped the state with it: the open windows
-        are then read back from silver, up to the horizon of the last batch known to have completed
-        (windows that closed in the interrupted batch are merged again too: same values)."""
+        A batch that failed, or that the stop interrupted, dropped the state with it: the windows are
+        then read back from silver, as of the last batch known to have completed (windows that closed
+        in the interrupted batch are merged again too: same values)."""
         if not self.gold:
             return
-        newest = self._newest
+        newest, merged = self._newest, self._merged
         if not self.windows.loaded:
-            newest = pg.retrying(
-                lambda: settled_newest(self.live.postgres_url, self.name), what=f"{self.name} flush horizon"
-            )
+            url = self.live.postgres_url
+            newest = pg.retrying(lambda: settled_newest(url, self.name), what=f"{self.name} flush horizon")
             if newest is None:
                 return  # no batch completed: nothing in silver
-            self.windows.ensure(self._silver_version(), newest - self.keep)
+            merged = self._merged_through(
+                pg.retrying(lambda: settled_gold_through(url, self.name), what=f"{self.name} flush gold"), None
+            )
+            self.windows.ensure(self._silver_version(), self._floor(newest - self.keep, merged))
         if newest is None:
             return
-        horizon = newest - self._lateness
+        lo = newest - self._lateness if merged is None else min(merged, newest - self._lateness)
         for spec, delta in zip(self.specs, self.gold_delta, strict=True):
-            # Rows from the oldest open window's start: the state's older rows may cut a closed window.
-            rows = self.windows.rows(horizon - dt.timedelta(minutes=spec.window_minutes))
+            # Rows from the oldest such window's start: the state's older rows may cut a merged window.
+            rows = self.windows.rows(lo - dt.timedelta(minutes=spec.window_minutes))
             if rows is not None:
-                delta.write(aggregate(rows, spec).where(F.col("window_end") > F.lit(horizon)), -1)
+                delta.write(aggregate(rows, spec).where(F.col("window_end") > F.lit(lo)), -1)
 
     def detect(self) -> None:
         """Score the windows of PostgreSQL gold that closed since the last call (anomaly detectors)."""

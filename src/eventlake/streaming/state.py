@@ -1,5 +1,5 @@
 """Small per-query state in PostgreSQL: committed batches, per-partition event-time watermarks, the
-silver table version each batch started from, and the runs of each query.
+silver table version each batch started from, how far Delta gold is merged, and the runs of each query.
 
 All are keyed by batch key, so that a replayed batch (after a crash between the sink commit and
 Spark's checkpoint commit) sees exactly the state it saw the first time. A batch key is Spark's
@@ -34,6 +34,12 @@ CREATE TABLE IF NOT EXISTS eventlake_stream_watermarks (
     kafka_partition integer NOT NULL,
     max_event_time  timestamptz NOT NULL,
     PRIMARY KEY (query, batch_id, kafka_partition)
+);
+CREATE TABLE IF NOT EXISTS eventlake_stream_gold (
+    query          text NOT NULL,
+    batch_id       bigint NOT NULL,
+    merged_through timestamptz NOT NULL,
+    PRIMARY KEY (query, batch_id)
 );
 CREATE TABLE IF NOT EXISTS eventlake_stream_runs (
     query      text NOT NULL,
@@ -117,6 +123,9 @@ class BatchStart:
     prior: dict[int, dt.datetime]
     #: the batch ran before (a retry after a crash or failure): sinks must check what it wrote
     replay: bool
+    #: Delta gold holds every window ending at or before this, as of the earlier batches (None: no
+    #: batch recorded a merge)
+    gold_through: dt.datetime | None = None
 
 
 def begin_batch(url: str, query: str, batch_id: int, silver_version: Callable[[], int]) -> BatchStart:
@@ -135,7 +144,11 @@ def begin_batch(url: str, query: str, batch_id: int, silver_version: Callable[[]
         else:
             version = int(row[0])
         prior = prior_maxima(conn, query, batch_id)
-    return BatchStart(version, prior, replay=row is not None)
+        through = conn.execute(
+            "SELECT max(merged_through) FROM eventlake_stream_gold WHERE query = %s AND batch_id < %s",
+            (query, batch_id),
+        ).fetchone()
+    return BatchStart(version, prior, replay=row is not None, gold_through=through[0] if through else None)
 
 
 def prior_maxima(conn: psycopg.Connection[Any], query: str, batch_id: int) -> dict[int, dt.datetime]:
@@ -160,6 +173,28 @@ def settled_newest(url: str, query: str) -> dt.datetime | None:
             (query, query),
         ).fetchone()
     return row[0] if row is not None else None
+
+
+def settled_gold_through(url: str, query: str) -> dt.datetime | None:
+    """How far Delta gold is merged by the batches before the last one begun (see :func:`settled_newest`)."""
+    with pg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT max(merged_through) FROM eventlake_stream_gold WHERE query = %s"
+            " AND batch_id < (SELECT max(batch_id) FROM eventlake_stream_batches WHERE query = %s)",
+            (query, query),
+        ).fetchone()
+    return row[0] if row is not None else None
+
+
+def save_gold_through(url: str, query: str, batch_id: int, through: dt.datetime) -> None:
+    """Record that ``batch_id`` merges into Delta gold every window ending at or before ``through``
+    (before its MERGEs commit: a replay of the batch decides the same and merges again)."""
+    with pg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO eventlake_stream_gold (query, batch_id, merged_through) VALUES (%s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (query, batch_id, through),
+        )
 
 
 def save_watermarks(url: str, query: str, batch_id: int, maxima: Iterable[tuple[int, dt.datetime]]) -> None:
