@@ -81,7 +81,13 @@ def test_maintenance_compacts_keeps_rows_and_the_stream_resumes_exactly_once(lak
         with psycopg.connect(url) as conn:
             return {q: prior_maxima(conn, q, 1 << 40) for q in queries}
 
-    prior = horizons()
+    def merged() -> dict[str, dt.datetime]:
+        with psycopg.connect(url) as conn:
+            rows = conn.execute("SELECT query, max(merged_through) FROM eventlake_stream_gold GROUP BY query")
+            return dict(rows.fetchall())
+
+    prior, through = horizons(), merged()
+    assert set(through) == set(queries), through
     year_on = dt.datetime.now(dt.UTC) + dt.timedelta(days=365)
     pruned = {r.table: r.deleted for r in prune_bookkeeping(url, settings, now=year_on)}
     assert pruned["dq_metrics"] > 0 and pruned["eventlake_stream_watermarks"] > 0, pruned
@@ -93,6 +99,7 @@ def test_maintenance_compacts_keeps_rows_and_the_stream_resumes_exactly_once(lak
         kept = dict(conn.execute("SELECT query, count(*) FROM eventlake_stream_batches GROUP BY query").fetchall())
     assert set(newest) == set(queries) and all(n >= 1 for n in kept.values())
     assert horizons() == prior
+    assert merged() == through  # how far Delta gold is merged: what the next batch starts from
 
     # The stream restarts on the compacted, vacuumed lake: new records, exactly once, every layer.
     lake.produce(300, seed=4, start_ms=START + 20_000)
