@@ -112,12 +112,20 @@ class OnePass:
         self.detect_each_batch = detect_each_batch  # else the caller calls ``detect`` (PostgreSQL gold complete)
         self.schemas = SchemaCache(live.registry_url, f"{settings.topics.raw(source)}-value")
         self.silver_path = table(settings, "silver", source)
-        self.sinks_bronze = DeltaAppend(table(settings, "bronze", source), f"{self.name}_bronze", f"bronze/{source}")
-        self.sinks_silver = DeltaAppend(self.silver_path, f"{self.name}_silver", f"silver/{source}", merge_schema=True)
-        self.sinks_quarantine = DeltaAppend(
-            table(settings, "quarantine", source), f"{self.name}_quarantine", f"quarantine/{source}"
+        # A file per core, not per Kafka partition: the cores write in parallel either way.
+        cores = spark.sparkContext.defaultParallelism
+        self.sinks_bronze = DeltaAppend(
+            table(settings, "bronze", source), f"{self.name}_bronze", f"bronze/{source}", files=cores
         )
-        self.sinks_dq = DeltaAppend(table(settings, "quality", "metrics"), f"{self.name}_dq", "quality/metrics")
+        self.sinks_silver = DeltaAppend(
+            self.silver_path, f"{self.name}_silver", f"silver/{source}", merge_schema=True, files=cores
+        )
+        self.sinks_quarantine = DeltaAppend(
+            table(settings, "quarantine", source), f"{self.name}_quarantine", f"quarantine/{source}", files=cores
+        )
+        self.sinks_dq = DeltaAppend(
+            table(settings, "quality", "metrics"), f"{self.name}_dq", "quality/metrics", files=1
+        )
         self.dlq = DeadLetters(live.kafka_bootstrap, settings.topics.dlq(source), client_security(settings))
         self.gold_pg_sinks = [PostgresUpsert(live.postgres_url, s, f"{self.name}:{s.table}") for s in self.specs]
         self.gold_delta = [

@@ -55,6 +55,9 @@ class DeltaAppend:
     kind: str = "delta"
     #: how far back a replay looks for its marker (other writers' commits may sit in between)
     history: int = 200
+    #: at most this many files per append (0: one per partition of the batch, e.g. per Kafka
+    #: partition); fewer tasks and files per micro-batch, and a smaller Delta log to replay
+    files: int = 0
 
     def marker(self, batch_id: int) -> str:
         return f"eventlake:{self.app_id}:{batch_id}"
@@ -70,6 +73,8 @@ class DeltaAppend:
         if replay and self.committed(batch.sparkSession, batch_id):
             log.info("batch already appended; skipped", extra={"table": self.target, "batch_id": batch_id})
             return
+        if self.files:
+            batch = batch.coalesce(self.files)  # narrow: partitions are merged, nothing is shuffled
         with SINK_COMMIT.labels(self.kind, self.target).time():
             (
                 batch.write.format("delta")
