@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from eventlake import pg
 
@@ -166,23 +167,22 @@ def settled_newest(url: str, query: str) -> dt.datetime | None:
     """Newest valid event time over the batches of ``query`` before the last one begun: those all
     completed (micro-batches run one after another), the last may have been interrupted after it
     saved its watermarks and before its writes committed."""
-    with pg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT max(max_event_time) FROM eventlake_stream_watermarks WHERE query = %s"
-            " AND batch_id < (SELECT max(batch_id) FROM eventlake_stream_batches WHERE query = %s)",
-            (query, query),
-        ).fetchone()
-    return row[0] if row is not None else None
+    return _settled(url, query, "eventlake_stream_watermarks", "max_event_time")
 
 
 def settled_gold_through(url: str, query: str) -> dt.datetime | None:
     """How far Delta gold is merged by the batches before the last one begun (see :func:`settled_newest`)."""
+    return _settled(url, query, "eventlake_stream_gold", "merged_through")
+
+
+def _settled(url: str, query: str, table: str, column: str) -> dt.datetime | None:
+    """The greatest ``column`` of ``table`` over ``query``'s batches before the last one begun."""
+    statement = sql.SQL(
+        "SELECT max({column}) FROM {table} WHERE query = %s"
+        " AND batch_id < (SELECT max(batch_id) FROM eventlake_stream_batches WHERE query = %s)"
+    ).format(column=sql.Identifier(column), table=sql.Identifier(table))
     with pg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT max(merged_through) FROM eventlake_stream_gold WHERE query = %s"
-            " AND batch_id < (SELECT max(batch_id) FROM eventlake_stream_batches WHERE query = %s)",
-            (query, query),
-        ).fetchone()
+        row = conn.execute(statement, (query, query)).fetchone()
     return row[0] if row is not None else None
 
 
