@@ -418,9 +418,7 @@ class OnePass:
             newest = pg.retrying(lambda: settled_newest(url, self.name), what=f"{self.name} flush horizon")
             if newest is None:
                 return  # no batch completed: nothing in silver
-            merged = self._merged_through(
-                pg.retrying(lambda: settled_gold_through(url, self.name), what=f"{self.name} flush gold"), None
-            )
+            merged = pg.retrying(lambda: settled_gold_through(url, self.name), what=f"{self.name} flush gold")
             self.windows.ensure(self._silver_version(), self._floor(newest - self.keep, merged))
         if newest is None:
             return
