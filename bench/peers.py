@@ -122,10 +122,16 @@ def pipeline_parts(root: psutil.Process) -> dict[str, list[psutil.Process]]:
 
     A child of the JVM that still has the JVM's command line is one it is starting a command with
     (``posix_spawn`` of a shell command, e.g. Hadoop's ``chmod``), caught before its ``exec``: its RSS
-    is the JVM's own pages, so it is left out (seen once in a soak: a 2.9 GB "worker" for 10 s)."""
+    is the JVM's own pages, so it is left out, as a worker and as a second JVM (seen in soaks: a 2.9
+    GB "worker" for 10 s; a JVM sample of 5.7 GB, twice its neighbours)."""
     children = root.children(recursive=True)
     parts: dict[str, list[psutil.Process]] = {"jvm": [], "workers": [], "serving": []}
-    for jvm in filter(_is_spark_jvm, children):
+    jvms = list(filter(_is_spark_jvm, children))
+    pids = {j.pid for j in jvms}
+    for jvm in jvms:
+        with contextlib.suppress(psutil.Error):
+            if jvm.ppid() in pids:
+                continue
         parts["jvm"].append(jvm)
         with contextlib.suppress(psutil.Error):  # exited meanwhile
             parts["workers"] += [c for c in jvm.children(recursive=True) if not _is_spark_jvm(c)]

@@ -86,8 +86,12 @@ def test_maintenance_compacts_keeps_rows_and_the_stream_resumes_exactly_once(lak
             rows = conn.execute("SELECT query, max(merged_through) FROM eventlake_stream_gold GROUP BY query")
             return dict(rows.fetchall())
 
-    prior, through = horizons(), merged()
-    assert set(through) == set(queries), through
+    def exported() -> dict[str, int]:
+        with psycopg.connect(url) as conn:
+            return dict(conn.execute("SELECT query, max(batch_id) FROM eventlake_stream_dq GROUP BY query").fetchall())
+
+    prior, through, dq = horizons(), merged(), exported()
+    assert set(through) == set(queries) == set(dq), (through, dq)
     year_on = dt.datetime.now(dt.UTC) + dt.timedelta(days=365)
     pruned = {r.table: r.deleted for r in prune_bookkeeping(url, settings, now=year_on)}
     assert pruned["dq_metrics"] > 0 and pruned["eventlake_stream_watermarks"] > 0, pruned
@@ -100,6 +104,7 @@ def test_maintenance_compacts_keeps_rows_and_the_stream_resumes_exactly_once(lak
     assert set(newest) == set(queries) and all(n >= 1 for n in kept.values())
     assert horizons() == prior
     assert merged() == through  # how far Delta gold is merged: what the next batch starts from
+    assert exported() == dq  # and Delta quality/metrics: where its next export starts
 
     # The stream restarts on the compacted, vacuumed lake: new records, exactly once, every layer.
     lake.produce(300, seed=4, start_ms=START + 20_000)

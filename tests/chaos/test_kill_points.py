@@ -1,6 +1,7 @@
 """kill -9 at each commit point of a micro-batch (``eventlake.killpoints``): the process kills itself
 right after the named write of its second batch that makes it, as a crash there would; ``eventlake stream --until-idle``
-started again replays the batch, and every layer equals the recompute from the raw topic.
+started again replays the batch, and every layer equals the recompute from the raw topic. ``flush``
+kills the run at its end instead (the graceful stop's own writes; nothing is replayed there).
 ``test_crash.py`` kills at random times from outside; this puts the kill where each commit ends."""
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ POINTS = [
     pytest.param("watermarks", marks=pytest.mark.chaos),
     pytest.param("quality", marks=pytest.mark.chaos),
     pytest.param("done", marks=pytest.mark.chaos),
+    "flush",  # the end of --until-idle: its Delta DQ export recorded, not appended (repair_quality)
 ]
 
 
@@ -52,7 +54,7 @@ def test_kill_9_right_after_a_commit_loses_and_duplicates_nothing(
         assert summary.delivered == N // 2
     env = streams.stream_env(settings, live, [SOURCE], STREAMING_MAX_OFFSETS_PER_TRIGGER="600")
     log = tmp_path / "stream.log"
-    kill_at = f"{point.format(dlq=settings.topics.dlq(SOURCE))}@2"
+    kill_at = f"{point.format(dlq=settings.topics.dlq(SOURCE))}@{1 if point == 'flush' else 2}"  # one flush per run
     with open(log, "ab") as out:
         killed = subprocess.run(
             [EVENTLAKE, "stream", "--until-idle"],

@@ -3,6 +3,8 @@ fault (kill -9, an outage) that exactly-once must survive."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import psycopg
 
 from eventlake.config import Settings
@@ -35,6 +37,16 @@ def assert_layers_exact(settings: Settings, source: str, n: int) -> None:
                 "SELECT rule, sum(failed)::int FROM dq_metrics WHERE source = %s GROUP BY rule", (source,)
             ).fetchall()
         )
+        stored = conn.execute(
+            "SELECT rule, batch_id, checked, failed FROM dq_metrics WHERE source = %s", (source,)
+        ).fetchall()
+    # The lake's copy (gathered, exported at gold MERGEs and at the end of --until-idle): each row once.
+    lake = Counter(
+        (r["rule"], r["batch_id"], r["checked"], r["failed"])
+        for r in delta_rows(settings, "quality", "metrics")
+        if r["source"] == source
+    )
+    assert lake == Counter(tuple(r) for r in stored), "Delta quality/metrics: every dq_metrics row once"
     assert failed["decode"] == raw.labels["undecodable"] + raw.labels["garbage_body"]
     assert failed["null_required:merchant_category"] == raw.labels["null_required"]
     assert failed["out_of_range:amount"] == raw.labels["out_of_range"]

@@ -192,7 +192,8 @@ def test_delta_gold_gathers_closed_windows_for_gold_delta_every_s_and_until_idle
 ) -> None:
     """Delta gold is merged when the windows closed since its last MERGE span
     ``streaming.gold_delta_every_s`` of event time, not in every batch that closes one; the end of
-    ``--until-idle`` (``flush``) merges what was gathered since, and every layer is exact.
+    ``--until-idle`` (``flush``) merges what was gathered since, and every layer is exact. Delta
+    ``quality/metrics`` is exported with the MERGEs likewise.
 
     One partition and 300 records per trigger make the batches known: three parts of 600 records,
     the second 3 minutes after the first (its batches close the first part's windows), the third
@@ -219,9 +220,22 @@ def test_delta_gold_gathers_closed_windows_for_gold_delta_every_s_and_until_idle
         batches = conn.execute(
             "SELECT count(*) FROM eventlake_stream_batches WHERE query = 'pipeline_transactions'"
         ).fetchone()
+        exports = conn.execute(
+            "SELECT batch_id FROM eventlake_stream_dq WHERE query = 'pipeline_transactions' ORDER BY 1"
+        ).fetchall()
+        stored = conn.execute("SELECT rule, batch_id, checked, failed FROM dq_metrics").fetchall()
     assert batches is not None and batches[0] >= 6
     # The first batch (no record yet) and the first batch of the third part; none of the second's.
     assert [b for (b,) in merges] == [0, 4]
+    # Delta quality/metrics is exported with them, and by the flush through the last batch: one
+    # append each (not one per batch), holding every dq_metrics row once.
+    last = batches[0] - 1
+    assert [b for (b,) in exports] == [0, 4, last]
+    metrics_uri = f"{settings.lake_uri.removeprefix('file://').rstrip('/')}/quality/metrics"
+    appends = [h.get("userMetadata") for h in DeltaTable(metrics_uri).history() if h["operation"] == "WRITE"]
+    assert sorted(appends) == sorted(f"eventlake:pipeline_transactions_dq:{b}" for b in (0, 4, last))
+    lake = [(r["rule"], r["batch_id"], r["checked"], r["failed"]) for r in delta_rows(settings, "quality", "metrics")]
+    assert sorted(lake) == sorted(tuple(r) for r in stored) and {b for _, b, _, _ in lake} == set(range(last + 1))
     uri = f"{settings.lake_uri.removeprefix('file://').rstrip('/')}/gold/gold_transactions_1m"
     ops = [h["operation"] for h in DeltaTable(uri).history()]
     assert ops.count("MERGE") == 2, ops  # batch 4 (the first two parts' windows) and the flush (the third's)

@@ -9,6 +9,9 @@ import datetime as dt
 import random
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pyspark.sql import Row
 from pyspark.sql import functions as F
 
 from eventlake.config import load_settings
@@ -69,3 +72,71 @@ def test_repeats_are_every_row_of_an_event_id_but_its_first_and_every_row_the_st
         ("a", 1, 9),
         ("b", 0, 3),
     ]
+
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def _stats(rows: list[tuple[int, int, dt.datetime]]) -> sv.BatchStats:
+    """The stats rows ``BatchStats.of`` collects for valid rows (partition, offset, event time), one
+    per partition and minute: what ``may_have_late`` reads."""
+    groups: dict[tuple[int, dt.datetime], list[tuple[int, dt.datetime]]] = {}
+    for p, o, t in rows:
+        groups.setdefault((p, t.replace(second=0, microsecond=0)), []).append((o, t))
+    return sv.BatchStats(
+        [
+            Row(
+                partition=p,
+                _minute=m,
+                lo=min(t for _, t in g),
+                m=max(t for _, t in g),
+                o_lo=min(o for o, _ in g),
+                o_hi=max(o for o, _ in g),
+            )
+            for (p, m), g in groups.items()
+        ]
+    )
+
+
+def _late_rows(rows: list[tuple[int, int, dt.datetime]], prior: dict[int, dt.datetime], lateness_s: int) -> list[int]:
+    """Offsets ``late_keys`` marks, the definition itself: older than the newest event before it in
+    its partition (or ``prior``) minus the lateness."""
+    late, newest = [], dict(prior)
+    for p, o, t in sorted(rows):
+        newest[p] = max(newest.get(p, t), t)
+        if t < newest[p] - dt.timedelta(seconds=lateness_s):
+            late.append(o)
+    return late
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    times=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 900)), min_size=1, max_size=40),
+    lateness_s=st.sampled_from([0, 5, 60, 120]),
+    prior_s=st.one_of(st.none(), st.integers(0, 900)),
+)
+def test_a_batch_judged_free_of_late_rows_has_none(
+    times: list[tuple[int, int]], lateness_s: int, prior_s: int | None
+) -> None:
+    """``BatchStats.may_have_late`` lets the pass skip the lateness window: it must never say "none"
+    of a batch in which the row-by-row rule finds a late row (any order, any partitions, ``prior``)."""
+    rows = [(p, o, T0 + dt.timedelta(seconds=s)) for o, (p, s) in enumerate(times)]
+    prior = {0: T0 + dt.timedelta(seconds=prior_s)} if prior_s is not None else {}
+    if _late_rows(rows, prior, lateness_s):
+        assert _stats(rows).may_have_late(prior, lateness_s)
+
+
+def test_an_in_order_batch_with_jitter_is_judged_free_of_late_rows_without_the_window() -> None:
+    """What the live generators send (event time = clock, jitter under ``sources.jitter_ms``), over
+    two hours of event time in one batch: no late row, and the bounds tell so; one record an hour old
+    amid them is caught, as is a batch older than its partition's ``prior``."""
+    rng = random.Random(5)
+    rows = [(i % 3, i, T0 + dt.timedelta(seconds=i * 0.5 + rng.uniform(-2, 2))) for i in range(14_400)]
+    assert not _late_rows(rows, {}, 120)
+    assert not _stats(rows).may_have_late({}, 120)
+    assert _stats(rows).may_have_late({}, 1)  # jitter beyond a 1 s lateness: judged row by row
+    old = [*rows, (1, 14_400, T0 + dt.timedelta(minutes=60))]
+    assert _late_rows(old, {}, 120) == [14_400]
+    assert _stats(old).may_have_late({}, 120)
+    assert _stats(rows).may_have_late({2: T0 + dt.timedelta(minutes=5)}, 120)
+    assert not _stats(rows).may_have_late({2: T0 + dt.timedelta(seconds=100)}, 120)

@@ -135,6 +135,13 @@ PRUNE: tuple[tuple[str, str], ...] = (
         " AND g.batch_id < (SELECT max(batch_id) FROM eventlake_stream_gold m WHERE m.query = g.query)",
     ),
     (
+        "eventlake_stream_dq",
+        "DELETE FROM eventlake_stream_dq d USING eventlake_stream_batches b"
+        " WHERE b.query = d.query AND b.batch_id = d.batch_id AND b.started_at < %(cutoff)s"
+        # the newest row stays: the next export starts after it
+        " AND d.batch_id < (SELECT max(batch_id) FROM eventlake_stream_dq m WHERE m.query = d.query)",
+    ),
+    (
         "eventlake_stream_commits",
         "DELETE FROM eventlake_stream_commits c WHERE committed_at < %(cutoff)s"
         " AND batch_id < (SELECT max(batch_id) FROM eventlake_stream_commits m WHERE m.query = c.query)",

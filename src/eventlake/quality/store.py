@@ -93,6 +93,17 @@ class StoredMetric:
 METRICS_SCHEMA = "ts timestamp, source string, rule string, checked long, failed long, batch_id long, severity string"
 
 
+def stored_rows(url: str, source: str, after: int | None, through: int) -> list[tuple[Any, ...]]:
+    """The ``dq_metrics`` rows of ``source``'s batches in (``after``, ``through``] (None: ``through``
+    only), in the columns of :data:`METRICS_SCHEMA`: what Delta ``quality/metrics`` gets a copy of."""
+    with pg.connect(url) as conn:
+        return conn.execute(
+            "SELECT ts, source, rule, checked, failed, batch_id, severity FROM dq_metrics"
+            " WHERE source = %s AND batch_id > %s AND batch_id <= %s ORDER BY batch_id, rule",
+            (source, through - 1 if after is None else after, through),
+        ).fetchall()
+
+
 @dataclass
 class BatchFacts:
     """What the silver batch measured, beyond the per-rule counts."""

@@ -14,7 +14,8 @@
         │    │                        off: the serving path, eventlake.serving, writes it sub-second)
         │    └─► gold/<table>         Delta MERGE of the windows closed since the last MERGE, once
         │                             every streaming.gold_delta_every_s of event time  [side thread]
-        └─ DQ: dq_metrics + alerts (PostgreSQL, once per batch), quality/metrics (Delta, marker)
+        └─ DQ: dq_metrics + alerts (PostgreSQL, once per batch); quality/metrics (Delta, marker):
+                 dq_metrics of the batches since the last export, with gold's MERGEs  [side thread]
 
 The batch is recorded in PostgreSQL (``eventlake_stream_batches``) before it writes anything, so a
 batch that finds its record is a replay and every sink checks what it already wrote. Independent
@@ -52,7 +53,7 @@ from eventlake.observability.metrics import (
 )
 from eventlake.quality.anomaly import detect
 from eventlake.quality.rules import Detector, SourceRules
-from eventlake.quality.store import METRICS_SCHEMA, BatchFacts, record_batch
+from eventlake.quality.store import METRICS_SCHEMA, BatchFacts, record_batch, stored_rows
 from eventlake.streaming import silver as sv
 from eventlake.streaming.gold import aggregate, touched, window_rows
 from eventlake.streaming.paths import checkpoint, clear_interrupted_writes, has_offsets, table, with_trigger
@@ -63,8 +64,10 @@ from eventlake.streaming.state import (
     BatchStart,
     begin_batch,
     clear_reset,
+    dq_exports,
     pending_reset,
     run_base,
+    save_dq_export,
     save_gold_through,
     save_watermarks,
     settled_gold_through,
@@ -145,6 +148,7 @@ class OnePass:
         self.base: int | None = None  # batch key = base + Spark's batch id (streaming.state)
         self._newest: dt.datetime | None = None  # newest valid event time after the last good batch
         self._merged: dt.datetime | None = None  # Delta gold holds the windows ending by this, likewise
+        self._done: int | None = None  # the last batch that completed in this process
 
     def bind(self, query_id: str) -> None:
         """The started query's id (its checkpoint's identity): batches wait for it."""
@@ -221,14 +225,11 @@ class OnePass:
         if self.bronze:
             # From the held batch: Kafka is read, and the records materialised, once.
             side.append(self._side(self.sinks_bronze, checked.select(*BRONZE_COLUMNS), batch_id))
-        with self._phase("late"):
-            late = hold(sv.late_keys(checked, prior=prior, lateness_s=self.settings.streaming.allowed_lateness_s))
-        classified = sv.mark_late(checked, late)  # a broadcast lookup on the held batch: cheap to redo per use
+        late: DataFrame | None = None
         repeats: DataFrame | None = None
         try:
             optional = sv.optional_fields(reader) if self.rules.of_type("schema_drift") else []
-            with self._phase("classify"):
-                stats = sv.BatchStats.of(classified, self.rules, optional)
+            classified, stats, late = self._classify(checked, prior, optional)
             quarantined = stats.quarantined
             if quarantined:
                 bad = sv.quarantine_rows(classified)
@@ -237,8 +238,10 @@ class OnePass:
             inserted = 0
             if (oldest := stats.oldest_valid()) is not None:
                 unique, repeats = self._dedup(classified, oldest, version, merged)
+                # Without repeats the new rows are the valid ones, whose count and newest the stats hold.
+                known = (stats.valid, max(stats.maxima().values())) if repeats is None else None
                 with self._phase("state_add"):
-                    inserted = self.windows.add(unique)  # held from now on; dropped again if the batch fails
+                    inserted = self.windows.add(unique, known)  # held from now on; dropped again if the batch fails
                 side.append(self._side(self.sinks_silver, unique, batch_id))
                 if self.gold_pg and inserted:
                     with self._phase("gold"):
@@ -249,8 +252,8 @@ class OnePass:
             maxima = stats.maxima()
             self._save_watermarks(batch_id, maxima)
             newest = max([*prior.values(), *maxima.values()], default=None)
-            if self.gold and newest is not None and (newest != before or inserted):
-                merged = self._gold_delta(
+            through = (
+                self._gold_delta(
                     merged,
                     newest,
                     stats.minutes() if inserted else [],
@@ -258,22 +261,54 @@ class OnePass:
                     unrecorded=start.gold_through is None,
                     side=side,
                 )
+                if self.gold and newest is not None and (newest != before or inserted)
+                else None
+            )
+            merged = merged if through is None else through
             facts = stats.facts(self.rules, optional, prior=prior, ids=stats.schema_ids(), dupes=stats.valid - inserted)
+            # The lake's DQ copy goes with Delta gold's MERGEs (its first batch, and every batch without gold).
+            export = not self.gold or through is not None or start.dq_through is None
             with self._phase("quality"):
-                self._record_quality(batch_id, facts, side)
+                self._record_quality(batch_id, facts)
+                if export:
+                    side.append(self._side(self.sinks_dq, self._quality_rows(start.dq_through, batch_id), batch_id))
                 if self.detect_each_batch:
                     self.detect()
             with self._phase("wait_writes"):
                 for f in side:
                     f.result()  # the batch is done when every write is; a failed write fails the batch
+            self._done = batch_id
             if newest is not None:
                 self._settle(newest, merged)
             self._count(stats, inserted, quarantined)
         finally:
-            if repeats is not None:
-                release(repeats)
+            for held in (repeats, late, checked):
+                release(held)
+
+    def _classify(
+        self, checked: DataFrame, prior: dict[int, dt.datetime], optional: list[str]
+    ) -> tuple[DataFrame, sv.BatchStats, DataFrame | None]:
+        """The batch with its late rows marked, its stats, and the held late keys (release them; None:
+        no row is late).
+
+        The stats come first: when their bounds rule lateness out (``BatchStats.may_have_late``: an
+        in-order stream), the batch skips the lateness window (a shuffle and sort of its keys) and
+        every later step its late lookup (a broadcast job each). Otherwise the stats are taken again
+        once the late rows are marked."""
+        lateness_s = self.settings.streaming.allowed_lateness_s
+        with self._phase("classify"):
+            stats = sv.BatchStats.of(checked, self.rules, optional)
+        if not stats.may_have_late(prior, lateness_s):
+            return checked, stats, None
+        with self._phase("late"):
+            late = hold(sv.late_keys(checked, prior=prior, lateness_s=lateness_s))
+        classified = sv.mark_late(checked, late)  # a broadcast lookup on the held batch: cheap to redo per use
+        try:
+            with self._phase("reclassify"):
+                return classified, sv.BatchStats.of(classified, self.rules, optional), late
+        except BaseException:
             release(late)
-            release(checked)
+            raise
 
     def _save_watermarks(self, batch_id: int, maxima: dict[int, dt.datetime]) -> None:
         pg.retrying(
@@ -324,11 +359,11 @@ class OnePass:
 
     def _dedup(
         self, classified: DataFrame, oldest: dt.datetime, version: int, merged: dt.datetime | None
-    ) -> tuple[DataFrame, DataFrame]:
+    ) -> tuple[DataFrame, DataFrame | None]:
         """The batch's valid events not seen before (first per event_id, minus the state's ids), and the
-        held keys of the repeats it leaves out (release them). Only those few keys are materialised:
-        the new rows are a cheap lookup on the held batch, so the state and the silver write each
-        derive them again instead of caching every silver column of the batch."""
+        held keys of the repeats it leaves out (release them; None: there are none). Only those few
+        keys are materialised: the new rows are a cheap lookup on the held batch, so the state and the
+        silver write each derive them again instead of caching every silver column of the batch."""
         with self._phase("state"):
             # The state must hold every window the batch can touch, every id it can repeat, and every
             # window Delta gold still waits for.
@@ -337,6 +372,9 @@ class OnePass:
         valid = classified.where(F.col("_reason").isNull())
         with self._phase("dedup"):
             repeats = hold(sv.repeated_keys(valid, self.windows.rows(oldest)))
+            if repeats.isEmpty():  # the usual case: the steps that follow need no lookup
+                release(repeats)
+                return sv.without_repeats(valid, None), None
         return sv.without_repeats(valid, repeats), repeats
 
     @property
@@ -367,7 +405,8 @@ class OnePass:
         """MERGE into Delta ``gold/<table>`` the windows that closed (their end fell behind the lateness
         horizon ``hi``) since the last MERGE (``lo``), once they span ``streaming.gold_delta_every_s``,
         and at once when the batch changed a window already merged (a lagging partition). Adds the
-        MERGEs to ``side``; returns how far Delta gold holds every window after them.
+        MERGEs to ``side``; returns how far Delta gold holds every window after them (None: the batch
+        merges nothing).
 
         Delta gold is the lake's record of final windows; each MERGE is a dozen Spark jobs and a
         commit, so gathering closed windows keeps them off most batches. The decision depends only on
@@ -380,7 +419,7 @@ class OnePass:
             tables.append((spec, delta, width, [w for w in touched(minutes, spec) if w + width <= hi]))
         changed = lo is not None and any(w + width <= lo for _, _, width, late in tables for w in late)
         if not (unrecorded or lo is None or changed or hi - lo >= self.gold_every):
-            return lo
+            return None
         through = hi if lo is None else max(lo, hi)
         pg.retrying(
             lambda: save_gold_through(self.live.postgres_url, self.name, batch_id, through),
@@ -409,7 +448,11 @@ class OnePass:
 
         A batch that failed, or that the stop interrupted, dropped the state with it: the windows are
         then read back from silver, as of the last batch known to have completed (windows that closed
-        in the interrupted batch are merged again too: same values)."""
+        in the interrupted batch are merged again too: same values).
+
+        Delta ``quality/metrics`` gets the DQ rows of the batches completed since its last export."""
+        if self._done is not None:
+            self._flush_quality(self._done)
         if not self.gold:
             return
         newest, merged = self._newest, self._merged
@@ -429,6 +472,27 @@ class OnePass:
             if rows is not None:
                 delta.write(aggregate(rows, spec).where(F.col("window_end") > F.lit(lo)), -1)
 
+    def _flush_quality(self, done: int) -> None:
+        """Export the DQ rows of batches through ``done`` (completed) not exported yet. From the newest
+        export recorded, not this process's memory: an interrupted batch may have recorded and
+        committed its own (its replay then writes nothing more, and neither does this)."""
+        url = self.live.postgres_url
+        after, _ = pg.retrying(lambda: dq_exports(url, self.name), what=f"{self.name} flush dq")
+        if after is None or after < done:
+            rows = self._quality_rows(after, done)
+            killpoints.reached("flush")  # recorded, not appended: only ``repair_quality`` can finish it
+            self.sinks_dq.write(rows, done)
+
+    def repair_quality(self) -> None:
+        """Before the query starts: append the newest recorded DQ export if it never committed. A
+        batch's own export is redone by its replay; a ``flush``'s has no replay (the process died
+        inside it). Same range, same marker: the replay of a batch that recorded it then skips it."""
+        url = self.live.postgres_url
+        newest, before = pg.retrying(lambda: dq_exports(url, self.name), what=f"{self.name} dq exports")
+        if newest is not None and not self.sinks_dq.committed(self.spark, newest):
+            log.info("appending an export that never committed", extra={"query": self.name, "batch_id": newest})
+            self.sinks_dq.write(self._quality_rows(before, newest), newest, replay=False)
+
     def detect(self) -> None:
         """Score the windows of PostgreSQL gold that closed since the last call (anomaly detectors)."""
         if not self.gold:
@@ -440,15 +504,13 @@ class OnePass:
                     ANOMALIES.labels(self.source, d.name).inc(len(found))
                     log.info("anomalies", extra={"detector": d.name, "found": len(found)})
 
-    def _record_quality(self, batch_id: int, facts: BatchFacts, side: list[Future[Any]]) -> None:
-        """DQ results of the batch: PostgreSQL (and alerts), Delta ``quality/metrics``, Prometheus."""
+    def _record_quality(self, batch_id: int, facts: BatchFacts) -> None:
+        """DQ results of the batch: PostgreSQL (and alerts), Prometheus. The lake's copy: ``_quality_rows``."""
         metrics = pg.retrying(
             lambda: record_batch(self.live.postgres_url, self.settings, self.rules, batch_id, facts),
             what=f"{self.name} quality {batch_id}",
         )
         killpoints.reached("quality")
-        rows = [(m.ts, self.source, m.rule, m.checked, m.failed, batch_id, m.severity) for m in metrics]
-        side.append(self._side(self.sinks_dq, self.spark.createDataFrame(rows, METRICS_SCHEMA), batch_id))
         for m in metrics:
             DQ_CHECKED.labels(self.source, m.rule).inc(m.checked)
             DQ_FAILED.labels(self.source, m.rule).inc(m.failed)
@@ -458,6 +520,20 @@ class OnePass:
             STREAM_WATERMARK_DELAY.labels(self.name).set(
                 max(0.0, (dt.datetime.now(dt.UTC) - facts.watermark).total_seconds())
             )
+
+    def _quality_rows(self, after: int | None, through: int) -> DataFrame:
+        """What Delta ``quality/metrics`` gets, as batch ``through`` (its marker) appends it: the
+        ``dq_metrics`` rows (PostgreSQL, the record) of this query's batches after batch ``after``
+        (None: of batch ``through`` only) through ``through``.
+
+        The lake's copy is gathered like Delta gold: an append is a Spark job and a Delta commit, which
+        every micro-batch of every source paid for a few rows. The export is recorded before it commits
+        (``eventlake_stream_dq``): a replayed batch reads the same range, and its append finds its
+        marker. Until then the rows are in PostgreSQL only."""
+        url = self.live.postgres_url
+        pg.retrying(lambda: save_dq_export(url, self.name, through), what=f"{self.name} dq export {through}")
+        rows = pg.retrying(lambda: stored_rows(url, self.source, after, through), what=f"{self.name} dq {through}")
+        return self.spark.createDataFrame(rows, METRICS_SCHEMA)
 
     def _count(self, stats: sv.BatchStats, inserted: int, quarantined: dict[str, int]) -> None:
         n_in = stats.total("n_in")
@@ -548,6 +624,8 @@ def start_pass(
         detectors=detectors,
         detect_each_batch=detect_each_batch,
     )
+    if process.silver:
+        process.repair_quality()
     writer = (
         kafka_stream(spark, settings, source, live.kafka_bootstrap, starting)
         .writeStream.queryName(name)

@@ -21,7 +21,9 @@ Reasons: ``not_wire_format``, ``unknown_schema_id``, ``undecodable``, the critic
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import itertools
 import json
 from dataclasses import dataclass, field
 
@@ -173,6 +175,8 @@ class BatchStats:
             F.count_if(valid).alias("n"),
             F.max(F.when(valid, t)).alias("m"),
             F.min(F.when(valid, t)).alias("lo"),
+            F.min(F.when(valid, F.col("offset"))).alias("o_lo"),
+            F.max(F.when(valid, F.col("offset"))).alias("o_hi"),
             F.collect_set(F.when(decoded, F.col("_schema_id"))).alias("ids"),
         ]
         aggs += [F.count_if(decoded & checks.failed(r)).alias(f"f{i}") for i, r in enumerate(rules.row)]
@@ -208,6 +212,33 @@ class BatchStats:
     def schema_ids(self) -> list[int]:
         """The schema ids of the batch's decoded records."""
         return sorted({int(i) for r in self.rows for i in r["ids"]})
+
+    def may_have_late(self, prior: dict[int, dt.datetime], lateness_s: int) -> bool:
+        """Whether :func:`late_keys` can find a row of this batch (its stats taken before lateness is
+        judged), from the groups' bounds alone: False means no valid row is late.
+
+        A row is late only if an earlier row of its partition (an offset at or before its own), or
+        ``prior``, is newer than the row by more than the lateness. So none is if, for every group
+        (partition x minute) of valid rows, each group that starts at or before the group's last offset
+        ends within the lateness of the group's oldest row, and no row is older than ``prior`` minus
+        the lateness. A stream whose events arrive in order within the lateness (jitter, a batch of
+        any length of event time) passes; a batch that does not is judged row by row."""
+        lateness = dt.timedelta(seconds=lateness_s)
+        groups: dict[int, list[tuple[int, int, dt.datetime, dt.datetime]]] = {}
+        for r in self.rows:
+            if r["lo"] is not None:
+                group = (int(r["o_lo"]), int(r["o_hi"]), utc(r["lo"]), utc(r["m"]))
+                groups.setdefault(r["partition"], []).append(group)
+        for partition, bounds in groups.items():
+            if partition in prior and min(b[2] for b in bounds) < prior[partition] - lateness:
+                return True
+            bounds.sort()
+            starts = [b[0] for b in bounds]
+            newest = list(itertools.accumulate((b[3] for b in bounds), max))  # of the groups starting by each
+            for _, last, oldest, _ in bounds:
+                if newest[bisect.bisect_right(starts, last) - 1] > oldest + lateness:
+                    return True
+        return False
 
     def oldest_valid(self) -> dt.datetime | None:
         return min((utc(r["lo"]) for r in self.rows if r["lo"] is not None), default=None)
@@ -284,10 +315,12 @@ def repeated_keys(valid: DataFrame, seen: DataFrame | None = None) -> DataFrame:
     return ranked.where("_n > 1").select(*KEY)
 
 
-def without_repeats(valid: DataFrame, repeats: DataFrame) -> DataFrame:
+def without_repeats(valid: DataFrame, repeats: DataFrame | None) -> DataFrame:
     """The silver columns of the valid rows whose ``KEY`` is not in ``repeats`` (:func:`repeated_keys`;
-    a broadcast lookup)."""
-    return valid.join(F.broadcast(repeats), list(KEY), "left_anti").select(
+    a broadcast lookup; None: the caller knows there are none)."""
+    if repeats is not None:
+        valid = valid.join(F.broadcast(repeats), list(KEY), "left_anti")
+    return valid.select(
         "_rec.*",
         F.col("partition").alias("_kafka_partition"),
         F.col("offset").alias("_kafka_offset"),

@@ -1,5 +1,6 @@
 """Small per-query state in PostgreSQL: committed batches, per-partition event-time watermarks, the
-silver table version each batch started from, how far Delta gold is merged, and the runs of each query.
+silver table version each batch started from, how far Delta gold is merged and Delta
+``quality/metrics`` exported, and the runs of each query.
 
 All are keyed by batch key, so that a replayed batch (after a crash between the sink commit and
 Spark's checkpoint commit) sees exactly the state it saw the first time. A batch key is Spark's
@@ -40,6 +41,11 @@ CREATE TABLE IF NOT EXISTS eventlake_stream_gold (
     query          text NOT NULL,
     batch_id       bigint NOT NULL,
     merged_through timestamptz NOT NULL,
+    PRIMARY KEY (query, batch_id)
+);
+CREATE TABLE IF NOT EXISTS eventlake_stream_dq (
+    query    text NOT NULL,
+    batch_id bigint NOT NULL,
     PRIMARY KEY (query, batch_id)
 );
 CREATE TABLE IF NOT EXISTS eventlake_stream_runs (
@@ -127,6 +133,9 @@ class BatchStart:
     #: Delta gold holds every window ending at or before this, as of the earlier batches (None: no
     #: batch recorded a merge)
     gold_through: dt.datetime | None = None
+    #: Delta ``quality/metrics`` holds the query's DQ rows of every batch up to this one, as of the
+    #: earlier batches (None: no batch recorded an export)
+    dq_through: int | None = None
 
 
 def begin_batch(url: str, query: str, batch_id: int, silver_version: Callable[[], int]) -> BatchStart:
@@ -146,10 +155,12 @@ def begin_batch(url: str, query: str, batch_id: int, silver_version: Callable[[]
             version = int(row[0])
         prior = prior_maxima(conn, query, batch_id)
         through = conn.execute(
-            "SELECT max(merged_through) FROM eventlake_stream_gold WHERE query = %s AND batch_id < %s",
-            (query, batch_id),
+            "SELECT (SELECT max(merged_through) FROM eventlake_stream_gold WHERE query = %s AND batch_id < %s),"
+            " (SELECT max(batch_id) FROM eventlake_stream_dq WHERE query = %s AND batch_id < %s)",
+            (query, batch_id, query, batch_id),
         ).fetchone()
-    return BatchStart(version, prior, replay=row is not None, gold_through=through[0] if through else None)
+    gold, dq = through if through is not None else (None, None)
+    return BatchStart(version, prior, replay=row is not None, gold_through=gold, dq_through=dq)
 
 
 def prior_maxima(conn: psycopg.Connection[Any], query: str, batch_id: int) -> dict[int, dt.datetime]:
@@ -195,6 +206,27 @@ def save_gold_through(url: str, query: str, batch_id: int, through: dt.datetime)
             " ON CONFLICT DO NOTHING",
             (query, batch_id, through),
         )
+
+
+def save_dq_export(url: str, query: str, batch_id: int) -> None:
+    """Record that ``batch_id`` appends to Delta ``quality/metrics`` the DQ rows of every batch of
+    ``query`` after the last such record (before the append commits, as :func:`save_gold_through`)."""
+    with pg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO eventlake_stream_dq (query, batch_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (query, batch_id),
+        )
+
+
+def dq_exports(url: str, query: str) -> tuple[int | None, int | None]:
+    """The newest two batches recorded as exporting ``query``'s DQ rows, newest first (see
+    :func:`save_dq_export`)."""
+    with pg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT batch_id FROM eventlake_stream_dq WHERE query = %s ORDER BY batch_id DESC LIMIT 2", (query,)
+        ).fetchall()
+    newest, before = [int(r[0]) for r in rows] + [None] * (2 - len(rows))
+    return newest, before
 
 
 def save_watermarks(url: str, query: str, batch_id: int, maxima: Iterable[tuple[int, dt.datetime]]) -> None:

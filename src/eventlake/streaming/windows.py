@@ -39,8 +39,10 @@ def hold(df: DataFrame) -> DataFrame:
     return df.localCheckpoint(eager=True)
 
 
-def release(df: DataFrame) -> None:
-    """Free a ``hold``-ed DataFrame's blocks now rather than at the JVM's next GC."""
+def release(df: DataFrame | None) -> None:
+    """Free a ``hold``-ed DataFrame's blocks now rather than at the JVM's next GC (None: nothing held)."""
+    if df is None:
+        return
     try:
         df._jdf.queryExecution().logical().rdd().unpersist(False)
     except Exception:
@@ -112,10 +114,11 @@ class OpenWindows:
         df = reduce(DataFrame.unionByName, parts).where(F.col("event_time") >= F.lit(lo))
         return df.where(F.col("event_time") < F.lit(hi)) if hi is not None else df
 
-    def add(self, rows: DataFrame) -> int:
-        """Hold a batch's new silver rows (materialised here, once); returns how many there are."""
+    def add(self, rows: DataFrame, known: tuple[int, dt.datetime | None] | None = None) -> int:
+        """Hold a batch's new silver rows (materialised here, once); returns how many there are.
+        ``known``: their count and newest event time when the caller has them (no job to find them)."""
         piece = hold(rows.select(*self.columns))
-        n, hi = _max_time(piece)
+        n, hi = known if known is not None else _max_time(piece)
         self._pieces.append(_Piece(piece, hi, self.floor))
         if len(self._pieces) > self.compact_after:
             self._compact()
