@@ -236,10 +236,11 @@ class OnePass:
                 side.append(self._side(self.sinks_quarantine, bad, batch_id))
                 side.append(self._side(self.dlq, bad, batch_id))
             inserted = 0
+            maxima = stats.maxima()
             if (oldest := stats.oldest_valid()) is not None:
                 unique, repeats = self._dedup(classified, oldest, version, merged)
                 # Without repeats the new rows are the valid ones, whose count and newest the stats hold.
-                known = (stats.valid, max(stats.maxima().values())) if repeats is None else None
+                known = (stats.valid, max(maxima.values())) if repeats is None else None
                 with self._phase("state_add"):
                     inserted = self.windows.add(unique, known)  # held from now on; dropped again if the batch fails
                 side.append(self._side(self.sinks_silver, unique, batch_id))
@@ -249,7 +250,6 @@ class OnePass:
             elif self.gold_pg:
                 for sink in self.gold_pg_sinks:
                     sink.write_rows([], batch_id)  # the batch is applied (nothing to add)
-            maxima = stats.maxima()
             self._save_watermarks(batch_id, maxima)
             newest = max([*prior.values(), *maxima.values()], default=None)
             through = (
@@ -271,7 +271,7 @@ class OnePass:
             with self._phase("quality"):
                 self._record_quality(batch_id, facts)
                 if export:
-                    side.append(self._side(self.sinks_dq, self._quality_rows(start.dq_through, batch_id), batch_id))
+                    side.append(self._side(self.sinks_dq, self._record_export(start.dq_through, batch_id), batch_id))
                 if self.detect_each_batch:
                     self.detect()
             with self._phase("wait_writes"):
@@ -479,7 +479,7 @@ class OnePass:
         url = self.live.postgres_url
         after, _ = pg.retrying(lambda: dq_exports(url, self.name), what=f"{self.name} flush dq")
         if after is None or after < done:
-            rows = self._quality_rows(after, done)
+            rows = self._record_export(after, done)
             killpoints.reached("flush")  # recorded, not appended: only ``repair_quality`` can finish it
             self.sinks_dq.write(rows, done)
 
@@ -491,7 +491,7 @@ class OnePass:
         newest, before = pg.retrying(lambda: dq_exports(url, self.name), what=f"{self.name} dq exports")
         if newest is not None and not self.sinks_dq.committed(self.spark, newest):
             log.info("appending an export that never committed", extra={"query": self.name, "batch_id": newest})
-            self.sinks_dq.write(self._quality_rows(before, newest), newest, replay=False)
+            self.sinks_dq.write(self._record_export(before, newest), newest, replay=False)
 
     def detect(self) -> None:
         """Score the windows of PostgreSQL gold that closed since the last call (anomaly detectors)."""
@@ -505,7 +505,7 @@ class OnePass:
                     log.info("anomalies", extra={"detector": d.name, "found": len(found)})
 
     def _record_quality(self, batch_id: int, facts: BatchFacts) -> None:
-        """DQ results of the batch: PostgreSQL (and alerts), Prometheus. The lake's copy: ``_quality_rows``."""
+        """DQ results of the batch: PostgreSQL (and alerts), Prometheus. The lake's copy: ``_record_export``."""
         metrics = pg.retrying(
             lambda: record_batch(self.live.postgres_url, self.settings, self.rules, batch_id, facts),
             what=f"{self.name} quality {batch_id}",
@@ -521,8 +521,9 @@ class OnePass:
                 max(0.0, (dt.datetime.now(dt.UTC) - facts.watermark).total_seconds())
             )
 
-    def _quality_rows(self, after: int | None, through: int) -> DataFrame:
-        """What Delta ``quality/metrics`` gets, as batch ``through`` (its marker) appends it: the
+    def _record_export(self, after: int | None, through: int) -> DataFrame:
+        """Record that batch ``through`` exports the DQ rows, and return what Delta ``quality/metrics``
+        gets, as batch ``through`` (its marker) appends it: the
         ``dq_metrics`` rows (PostgreSQL, the record) of this query's batches after batch ``after``
         (None: of batch ``through`` only) through ``through``.
 
