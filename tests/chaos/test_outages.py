@@ -27,11 +27,12 @@ SOURCE = "transactions"
     "outage",
     [
         ("postgres", 20),
-        pytest.param(("postgres", 90), marks=pytest.mark.chaos),
+        pytest.param(("postgres", 60), marks=pytest.mark.chaos),
         pytest.param(("postgres", LONG_OUTAGE_S), marks=[pytest.mark.chaos, LONG_TIMEOUT]),
         # longer than the 8 minutes after which counting an outage's failures used up the default budget
         pytest.param(("postgres", 900), marks=[pytest.mark.chaos, pytest.mark.timeout(2400)]),
-        pytest.param(("registry", 30), marks=pytest.mark.chaos),
+        pytest.param(("registry", 10), marks=pytest.mark.chaos),
+        pytest.param(("registry", 60), marks=pytest.mark.chaos),
         pytest.param(("registry", LONG_OUTAGE_S), marks=[pytest.mark.chaos, LONG_TIMEOUT]),
     ],
     ids=lambda o: f"{o[0]}-{o[1]}s",

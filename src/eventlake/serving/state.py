@@ -43,7 +43,7 @@ class _Table:
     keys: tuple[str, ...]
     #: minute -> group -> cell
     cells: dict[int, dict[tuple[Any, ...], Cell]] = field(default_factory=dict)
-    #: (window start minute, group) of windows changed since the last flush
+    #: (minute, group) of cells changed since the last flush (their windows: :meth:`windows`)
     touched: set[tuple[int, tuple[Any, ...]]] = field(default_factory=set)
 
     def add(self, minute: int, record: dict[str, Any]) -> None:
@@ -55,9 +55,18 @@ class _Table:
         if cell is None:
             cell = by_group[group] = Cell(self.aggs)
         cell.add(self.aggs, record)
+        self.touched.add((minute, group))
+
+    @property
+    def backs(self) -> range:
+        """How far (minutes) before a minute the windows that contain it start."""
         spec = self.spec
-        for back in range(0, spec.window_minutes - spec.slide_minutes + 1, spec.slide_minutes):
-            self.touched.add((minute - back, group))
+        return range(0, spec.window_minutes - spec.slide_minutes + 1, spec.slide_minutes)
+
+    def windows(self, minutes: Iterable[tuple[int, tuple[Any, ...]]]) -> set[tuple[int, tuple[Any, ...]]]:
+        """The (window start, group) of every window containing one of ``minutes``' (minute, group)."""
+        backs = self.backs
+        return {(m - back, g) for m, g in minutes for back in backs}
 
     def row(self, start: int, group: tuple[Any, ...]) -> tuple[Any, ...] | None:
         cells = [c for m in range(start, start + self.spec.window_minutes) if (c := self.cells.get(m, {}).get(group))]
@@ -140,7 +149,7 @@ class SourceState:
         for t in self.tables:
             for m in [m for m in t.cells if m < floor]:
                 del t.cells[m]
-            t.touched = {w for w in t.touched if w[0] >= floor}  # a window reaching below lost minutes
+            t.touched = {c for c in t.touched if c[0] >= floor}
 
     @property
     def floor_ms(self) -> int:
@@ -151,16 +160,8 @@ class SourceState:
         held), per gold table, in ``spec.columns`` order; clears the changes."""
         out = []
         for t in self.tables:
-            if everything:
-                spec = t.spec
-                windows = {
-                    (m - back, g)
-                    for m, groups in t.cells.items()
-                    for g in groups
-                    for back in range(0, spec.window_minutes - spec.slide_minutes + 1, spec.slide_minutes)
-                }
-            else:
-                windows = t.touched
+            held = ((m, g) for m, groups in t.cells.items() for g in groups)
+            windows = t.windows(held if everything else t.touched)
             rows = [
                 r
                 for start, group in sorted(windows, key=lambda w: w[0])
