@@ -31,7 +31,9 @@ of what that source receives per minute); batch duration p50/p99 in the first vs
 file growth per table (files/min); the producer's achieved rate (records in the raw topics / phase
 length). Memory is called flat when the slope would add less than 10 % of the process's end RSS in
 an hour. The batch-duration histogram of the streaming process's ``/metrics`` is printed as a
-cross-check of the checkpoint-derived figures.
+cross-check of the checkpoint-derived figures. Last, the three slowest micro-batches of each query
+with the steps they spent their time in (the stream runs at ``EVENTLAKE_LOG_LEVEL=INFO`` for its
+"pass batch" lines; its log is kept at ``--log``).
 
 Run: ``make soak`` or ``.venv/bin/python bench/soak.py [--rate 10000] [--duration 600] [--every 10]``.
 """
@@ -365,6 +367,31 @@ def _metrics_cross_check(settings: Settings) -> None:
         print(f"crosscheck listener {query:<24} batches {h.count:.0f}  mean {mean:5.1f} s (whole run)", flush=True)
 
 
+def slowest_batches(log: Path, n: int = 3) -> list[str]:
+    """The ``n`` slowest micro-batches of each query, from the "pass batch" lines of the streaming log,
+    with the steps they spent their time in (where a slow batch goes is otherwise lost with the run).
+
+    A batch's time is the sum of its steps on the query's own thread; the writes on side threads
+    (``delta:...``, ``kafka:...``) overlap them and are listed, not added."""
+    batches: dict[str, list[tuple[float, dict[str, float]]]] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if not line.startswith("{") or '"pass batch"' not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by the process's end
+        steps: dict[str, float] = entry.get("seconds") or {}
+        total = sum(v for k, v in steps.items() if ":" not in k)
+        batches.setdefault(str(entry.get("query")), []).append((total, steps))
+    out = []
+    for query, items in sorted(batches.items()):
+        for total, steps in sorted(items, key=lambda b: -b[0])[:n]:
+            top = ", ".join(f"{k} {v:.1f}" for k, v in sorted(steps.items(), key=lambda kv: -kv[1])[:5])
+            out.append(f"summary slow batch {query:<24} {total:6.1f} s  of {len(items)} batches  steps: {top}")
+    return out
+
+
 def summary(soak: Soak, phase_start: float, phase_end: float, rate: float, drained: dict[str, float | None]) -> None:
     phase = [s for s in soak.samples if phase_start <= s.t <= phase_end + 1]
     seconds = phase[-1].t - phase[0].t
@@ -416,7 +443,9 @@ def streaming(home: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """``eventlake stream`` (all jobs, until stopped) with its output in ``log``; SIGINT on the way out
     (it stops between micro-batches, as Ctrl-C does), then SIGKILL if it has not ended in 120 s."""
     with log.open("wb") as out:
-        proc = subprocess.Popen([EVENTLAKE, "stream"], env=home_env(home), stdout=out, stderr=subprocess.STDOUT)
+        # INFO: each micro-batch's "pass batch" line with its steps' seconds (see ``slowest_batches``).
+        env = {**home_env(home), "EVENTLAKE_LOG_LEVEL": "INFO"}
+        proc = subprocess.Popen([EVENTLAKE, "stream"], env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             yield proc
         finally:
@@ -477,6 +506,8 @@ def run(home: Path, args: argparse.Namespace) -> None:
         soak.run(args.drain, args.every, until=caught_up)
         _metrics_cross_check(settings)
         summary(soak, phase_start, phase_end, args.rate, caught)
+    for line in slowest_batches(args.log):
+        print(line, flush=True)
 
 
 def main() -> None:
