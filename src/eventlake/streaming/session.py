@@ -41,6 +41,9 @@ def extension_jars(settings: Settings) -> list[Path]:
 
 #: Generated classes Spark keeps compiled (``spark.sql.codegen.cache.maxEntries``, default 100).
 CODEGEN_CACHE_ENTRIES = 2000
+#: Columns whose values are (nearly) all distinct: bronze's Kafka payload, every event's id and
+#: the transaction id. Parquet writes them without a dictionary (see :func:`spark_conf`).
+DISTINCT_COLUMNS = ("value", "event_id", "transaction_id")
 
 _LOG4J2 = """\
 # Written by eventlake: Spark's own log goes to a file; the console only gets errors.
@@ -130,6 +133,11 @@ def spark_conf(settings: Settings, *, s3_endpoint: str | None = None) -> dict[st
             f" {cfg.driver_java_options}"
         ).strip(),
         "spark.executor.extraJavaOptions": avro_limits(settings),
+        # Parquet encodes every column chunk's first page with a dictionary and keeps it only if it
+        # pays: for columns of distinct values that page's dictionary work is for nothing (dictionary
+        # encoding, all columns: 8.8 % of the executors' samples in docs/performance.md's JFR profile,
+        # session 18). Per column name, in any table.
+        **{f"spark.hadoop.parquet.enable.dictionary#{c}": "false" for c in DISTINCT_COLUMNS},
     }
     if cfg.driver_port:
         conf["spark.driver.port"] = str(cfg.driver_port)
