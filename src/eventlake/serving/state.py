@@ -57,15 +57,10 @@ class _Table:
         cell.add(self.aggs, record)
         self.touched.add((minute, group))
 
-    @property
-    def backs(self) -> range:
-        """How far (minutes) before a minute the windows that contain it start."""
-        spec = self.spec
-        return range(0, spec.window_minutes - spec.slide_minutes + 1, spec.slide_minutes)
-
     def windows(self, minutes: Iterable[tuple[int, tuple[Any, ...]]]) -> set[tuple[int, tuple[Any, ...]]]:
         """The (window start, group) of every window containing one of ``minutes``' (minute, group)."""
-        backs = self.backs
+        spec = self.spec
+        backs = range(0, spec.window_minutes - spec.slide_minutes + 1, spec.slide_minutes)  # start before a minute
         return {(m - back, g) for m, g in minutes for back in backs}
 
     def row(self, start: int, group: tuple[Any, ...]) -> tuple[Any, ...] | None:
