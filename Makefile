@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 VENDOR := src/eventlake/observability/static/vendor
 
-.PHONY: chaos airflow-deps tools tools-start minio setup system-deps browser-deps jars web run test lint typecheck audit pytest clean down bench bench-deps soak
+.PHONY: chaos airflow-deps tools tools-start minio setup system-deps browser-deps jars web run test lint typecheck audit pytest clean down bench bench-deps bench-realtime soak
 
 ## setup: venv + pinned Python deps + JVM jars + dashboard front-end + Airflow's venv + delivery validators + MinIO (idempotent; a second run takes seconds)
 # tools-start first: the validators, then MinIO, build in the background while the other steps
@@ -164,6 +164,11 @@ $(AIRFLOW_STAMP): constraints-airflow.txt
 ## bench: bench/pipeline.py (peers and eventlake on the same records; see its docstring)
 bench: setup bench-deps
 	$(BIN)/python bench/pipeline.py
+
+## bench-realtime: bench/realtime.py (Spark's real-time mode against micro-batches on the stateless
+# head of the hot path, 10k ev/s, ~4 min; docs/performance.md, "Spark real-time mode")
+bench-realtime: setup
+	$(BIN)/python bench/realtime.py
 
 ## soak: bench/soak.py (issue 15: 10 min at 10k ev/s over the three sources, the whole pipeline running;
 # RSS, lag, batch duration and Delta file count sampled). A benchmark (~13 min), not part of `make test`.
