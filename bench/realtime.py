@@ -90,7 +90,10 @@ def delays(bootstrap: str, out_topic: str, since_ms: int) -> list[float]:
         ends = {p: consumer.get_watermark_offsets(TopicPartition(out_topic, p), timeout=10)[1] for p in parts}
         left = {p for p, end in ends.items() if end > 0}
         out: list[float] = []
+        deadline = time.monotonic() + 300
         while left:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{out_topic}: partitions {sorted(left)} not read to their end in 300 s")
             for msg in consumer.consume(10_000, timeout=5):
                 if msg.error():
                     raise RuntimeError(str(msg.error()))
