@@ -8,10 +8,16 @@
    - the engine limit: one bare Spark *batch* pass (Kafka -> ``from_avro`` -> Delta append, plus the
      1-minute window -> Delta), with eventlake's session settings;
    - eventlake end to end: ``eventlake stream --until-idle`` (bronze, silver, quarantine/DLQ, gold to
-     Delta and PostgreSQL, DQ), one pass per micro-batch.
+     Delta and PostgreSQL, DQ), one pass per micro-batch, the serving path beside it;
+   - the lake path alone: the same with the serving path off, so that the Spark pass does all the
+     work (PostgreSQL gold too): engine against engine, the figure to hold against the bare pass.
    Spark session start-up is reported on its own line, not in any rate. Both Spark passes first run
   once on ``--warmup`` records of their own (default 200 k; 0: measure a cold JVM), so that the
-  measured runs meet a JIT-compiled JVM, as a long-running pipeline does (:func:`warm_up`).
+  measured runs meet a JIT-compiled JVM, as a long-running pipeline does (:func:`warm_up`). That is
+  not warm enough for eventlake's larger code (session 19: the whole run after the warm-up still spent
+  9-10 s of JIT per million events, 3 s when another 1 M-record run came first), so each Spark
+  figure (bare pass, whole run) is run ``--repeat`` times (default 2) on the same records in the
+  same JVM, every run is printed, and the last is the figure the ratios use.
 3. Latency at ``--rate`` events/s in total over the three sources together (``--rate/3`` each, event
    time = wall clock) for ``--seconds``: for every gold row of the three contract tables whose window
    ended inside the phase, ``updated_at`` of its final value (PostgreSQL's clock) minus window end.
@@ -170,7 +176,7 @@ def _steps_line(steps: dict[str, float], run: Figures) -> str:
     return f"spark_cpu eventlake tasks by step: {by_step}  (tasks {tasks:.1f} s of the JVM's {run.child_cpu_s:.1f} s)"
 
 
-def end_to_end(spark: Any, settings: Settings, n: int) -> tuple[Figures, list[float]]:
+def end_to_end(spark: Any, settings: Settings, n: int, name: str = "eventlake") -> tuple[Figures, list[float]]:
     """``stream --until-idle`` on the pre-filled topic (in this process, on the shared session)."""
     from eventlake.streaming.jobs import JOBS, start_jobs  # noqa: PLC0415
     from eventlake.streaming.progress import ProgressRecorder  # noqa: PLC0415
@@ -186,7 +192,25 @@ def end_to_end(spark: Any, settings: Settings, n: int) -> tuple[Figures, list[fl
     spark.streams.removeListener(recorder)
     durations = [p.batch_duration_s for p in recorder.snapshot().values()]
     batches = sum(p.batches for p in recorder.snapshot().values())
-    return meter.figures("eventlake", n, seconds, batches=batches), durations
+    return meter.figures(name, n, seconds, batches=batches), durations
+
+
+def _same_topic(home: Path, tag: str, tput: Settings) -> Settings:
+    """Settings of their own (lake, checkpoints, database: ``tag``) on ``tput``'s pre-filled topic."""
+    settings = _settings(home, tag, max_offsets_per_trigger=tput.streaming.max_offsets_per_trigger)
+    settings.topics = tput.topics
+    return settings
+
+
+def lake_path_alone(spark: Any, home: Path, tput: Settings, n: int) -> Figures:
+    """``stream --until-idle`` with the serving path off (``serving.enabled=false``) on the same topic:
+    the Spark pass alone does all of eventlake's work, PostgreSQL gold included (once per batch, as
+    it does in that mode). Engine against engine: the figure to hold against the bare Spark pass,
+    without the serving process that shares the two cores in the whole run."""
+    settings = _same_topic(home, "lake", tput)
+    settings.serving.enabled = False
+    figures, _ = end_to_end(spark, settings, n, name="lake_path_alone")
+    return figures
 
 
 def serving_only(home: Path, tput: Settings, n: int) -> Figures:
@@ -395,8 +419,16 @@ def main() -> None:
     parser.add_argument(
         "--skip", default="", help="phases to skip, comma-separated: peers,quix,throughput,latency,silver"
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=2,
+        help="runs of each Spark throughput figure (bare pass, whole run) in the same JVM; the last is the figure",
+    )
     parser.add_argument("--log", type=Path, default=Path(tempfile.gettempdir()) / "eventlake-bench-pipeline.log")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     skip = set(filter(None, args.skip.split(",")))
     configure_logging("INFO", args.log)  # the figures go to stdout, eventlake's own log here
     print(f"log {args.log}", flush=True)
@@ -404,19 +436,39 @@ def main() -> None:
         run(home, args, skip)
 
 
-def throughput(spark: Any, home: Path, settings: Settings, n: int, *, peers: dict[str, Figures], events: Path) -> None:
-    """The serving path alone, then eventlake end to end, with its ratios to the peers and its CPU by step."""
+def throughput(
+    spark: Any, home: Path, settings: Settings, n: int, *, peers: dict[str, Figures], events: Path, repeat: int
+) -> None:
+    """The serving path alone, the lake path alone, then eventlake end to end (both paths together)
+    ``repeat`` times, the last run's ratios to the peers, and each run's CPU by step."""
     serving = serving_only(home, settings, n)
     print(_line(serving, peers.get("quix"), "quix" if "quix" in peers else ""), flush=True)
-    since_ms = int(time.time() * 1000)
-    mine, _ = end_to_end(spark, settings, n)
-    print(_line(mine), flush=True)
-    steps = step_cpu(events, since_ms)
-    print(_threads_line(mine, sum(steps.values())), flush=True)
-    print(_steps_line(steps, mine), flush=True)
+    lake = lake_path_alone(spark, home, settings, n)
+    bare = peers.get("bare_spark_pass")
+    print(_line(lake, bare, "bare_spark_pass" if bare else ""), flush=True)
+    print(_threads_line(lake), flush=True)
+    for i in range(repeat):
+        since_ms = int(time.time() * 1000)
+        mine, _ = end_to_end(spark, settings if i == 0 else _same_topic(home, f"tput{i + 1}", settings), n)
+        print(f"{_line(mine)}  run {i + 1}/{repeat}", flush=True)
+        steps = step_cpu(events, since_ms)
+        print(_threads_line(mine, sum(steps.values())), flush=True)
+        print(_steps_line(steps, mine), flush=True)
     for name in ("bare_spark_pass", "fastavro", "bare_consume", "quix"):
         if name in peers:
             print(f"ratio eventlake/{name} {mine.events_per_s / peers[name].events_per_s:.2f}", flush=True)
+
+
+def bare_passes(spark: Any, home: Path, settings: Settings, n: int, *, repeat: int, fastavro: Figures) -> Figures:
+    """The bare Spark pass ``repeat`` times on the pre-filled topic; the last run is the figure (the
+    warmest JVM, as for eventlake's whole run)."""
+    live = endpoints(settings)
+    topic = settings.topics.raw(settings.topics.sources[0])
+    for i in range(repeat):
+        bare = bare_spark_pass(spark, live.kafka_bootstrap, topic, home / f"bare-pass-{i + 1}", live.registry_url, n)
+        print(f"{_line(bare, fastavro, 'fastavro')}  run {i + 1}/{repeat}", flush=True)
+        print(_threads_line(bare), flush=True)
+    return bare
 
 
 def _event_log(home: Path) -> Path:
@@ -484,12 +536,11 @@ def run(home: Path, args: argparse.Namespace, skip: set[str]) -> None:
     if args.warmup and not {"peers", "throughput"} <= skip:
         warm_up(spark, home, args.source, args.warmup)
     if "peers" not in skip:
-        lake = home / "bare-pass"
-        peers["bare_spark_pass"] = bare_spark_pass(spark, live.kafka_bootstrap, topic, lake, live.registry_url, args.n)
-        print(_line(peers["bare_spark_pass"], peers["fastavro"], "fastavro"), flush=True)
-        print(_threads_line(peers["bare_spark_pass"]), flush=True)
+        peers["bare_spark_pass"] = bare_passes(
+            spark, home, settings, args.n, repeat=args.repeat, fastavro=peers["fastavro"]
+        )
     if "throughput" not in skip:
-        throughput(spark, home, settings, args.n, peers=peers, events=events)
+        throughput(spark, home, settings, args.n, peers=peers, events=events, repeat=args.repeat)
     if "latency" not in skip:
         lat_settings = _settings(home, "lat", max_offsets_per_trigger=200_000)
         lat_settings.topics.sources = SOURCES
