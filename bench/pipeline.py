@@ -9,8 +9,8 @@
      1-minute window -> Delta), with eventlake's session settings;
    - eventlake end to end: ``eventlake stream --until-idle`` (bronze, silver, quarantine/DLQ, gold to
      Delta and PostgreSQL, DQ), one pass per micro-batch, the serving path beside it;
-   - the lake path alone: the same with the serving path off, so that the Spark pass does all the
-     work (PostgreSQL gold too): engine against engine, the figure to hold against the bare pass.
+   - the lake path alone (run before the whole run): the same with the serving path off, so that the
+     Spark pass does all the work (PostgreSQL gold too): engine against engine, against the bare pass.
    Spark session start-up is reported on its own line, not in any rate. Both Spark passes first run
   once on ``--warmup`` records of their own (default 200 k; 0: measure a cold JVM), so that the
   measured runs meet a JIT-compiled JVM, as a long-running pipeline does (:func:`warm_up`). That is
