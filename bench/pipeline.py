@@ -85,10 +85,23 @@ def local_stack(prefix: str) -> Iterator[Path]:
             subprocess.run([EVENTLAKE, "down"], env=home_env(home), check=False, capture_output=True)
 
 
-def start_producer(env: dict[str, str], rate: float) -> subprocess.Popen[bytes]:
-    """What a user runs: one ``eventlake produce --source all`` process at ``rate`` ev/s *in total*
-    (``--rate`` is per source, so each of the three gets ``rate / 3``), until :func:`stop_producer`."""
-    cmd = [EVENTLAKE, "produce", "--source", "all", "--rate", f"{rate / len(SOURCES):g}"]
+def producer_env(home: Path, settings: Settings) -> dict[str, str]:
+    """The environment of an ``eventlake`` command on ``settings``' topics and database (a phase's own)."""
+    return {
+        **home_env(home),
+        "EVENTLAKE_POSTGRES_URL": endpoints(settings).postgres_url,
+        "EVENTLAKE_TOPICS_RAW_PREFIX": settings.topics.raw_prefix,
+        "EVENTLAKE_TOPICS_DLQ_PREFIX": settings.topics.dlq_prefix,
+        "EVENTLAKE_TOPICS_ALERTS": settings.topics.alerts,
+    }
+
+
+def start_producer(env: dict[str, str], rate: float, source: str = "all") -> subprocess.Popen[bytes]:
+    """What a user runs: one ``eventlake produce --source <source>`` process at ``rate`` ev/s *in total*
+    (``--rate`` is per source, so with ``all`` each of the three gets ``rate / 3``), until
+    :func:`stop_producer`."""
+    per_source = rate / len(SOURCES) if source == "all" else rate
+    cmd = [EVENTLAKE, "produce", "--source", source, "--rate", f"{per_source:g}"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -292,13 +305,7 @@ def latency(
     live = endpoints(settings)
     queries = start_jobs(spark, settings, live, list(JOBS), until_idle=False)
     time.sleep(20)  # the first micro-batches warm the JVM up; the phase starts after them
-    env = {
-        **home_env(home),
-        "EVENTLAKE_POSTGRES_URL": live.postgres_url,
-        "EVENTLAKE_TOPICS_RAW_PREFIX": settings.topics.raw_prefix,
-        "EVENTLAKE_TOPICS_DLQ_PREFIX": settings.topics.dlq_prefix,
-        "EVENTLAKE_TOPICS_ALERTS": settings.topics.alerts,
-    }
+    env = producer_env(home, settings)
     topics = [settings.topics.raw(s) for s in SOURCES]
     before = records_in(live.kafka_bootstrap, topics)
     phase_start = dt.datetime.now(dt.UTC)

@@ -40,7 +40,7 @@ from eventlake.services import endpoints
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import Meter, latest_schema
-from pipeline import EVENTLAKE, _settings, home_env, local_stack
+from pipeline import _settings, local_stack, producer_env, start_producer, stop_producer
 
 SOURCE = "transactions"
 MODES = ("micro_batch", "real_time")
@@ -116,8 +116,6 @@ def main() -> None:
     parser.add_argument("--log", type=Path, default=Path("/tmp/eventlake-bench-realtime.log"))
     args = parser.parse_args()
     configure_logging("INFO", args.log)
-    import subprocess  # noqa: PLC0415
-
     from eventlake.streaming.session import build_spark  # noqa: PLC0415
 
     with local_stack("bench-realtime-") as home:
@@ -136,17 +134,7 @@ def main() -> None:
             f"  rate {args.rate:g} ev/s  span {args.seconds:g} s per mode",
             flush=True,
         )
-        env = {
-            **home_env(home),
-            "EVENTLAKE_TOPICS_RAW_PREFIX": settings.topics.raw_prefix,
-            "EVENTLAKE_POSTGRES_URL": live.postgres_url,
-        }
-        producer = subprocess.Popen(
-            [EVENTLAKE, "produce", "--source", SOURCE, "--rate", f"{args.rate:g}"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        producer = start_producer(producer_env(home, settings), args.rate, SOURCE)
         try:
             for mode in MODES:
                 out_topic = f"rt.out.{mode}"
@@ -170,7 +158,7 @@ def main() -> None:
                 # each abort as an ERROR with a stack trace. Expected here; the figures are read after.
                 spark.sparkContext.setLogLevel("FATAL")
                 query.stop()
-                spark.sparkContext.setLogLevel("WARN")
+                spark.sparkContext.setLogLevel("WARN")  # the root level of eventlake's log4j2 file
                 values = delays(live.kafka_bootstrap, out_topic, since_ms)
                 if len(values) < 100:
                     print(
@@ -186,9 +174,10 @@ def main() -> None:
                     flush=True,
                 )
         finally:
-            producer.terminate()
-            producer.wait(timeout=60)
-            spark.stop()
+            try:
+                stop_producer(producer)
+            finally:
+                spark.stop()
 
 
 if __name__ == "__main__":
