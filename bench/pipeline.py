@@ -11,6 +11,12 @@
      Delta and PostgreSQL, DQ), one pass per micro-batch, the serving path beside it;
    - the lake path alone (run before the whole run): the same with the serving path off, so that the
      Spark pass does all the work (PostgreSQL gold too): engine against engine, against the bare pass.
+   The bare pass reads the topic in one Spark batch; eventlake's runs read it in micro-batches of
+   ``--per-trigger`` records, by default as many as ``--n``: one micro-batch, the same records per
+   batch as the bare pass, so the ratio compares the engines' work per record and not how many
+   times eventlake pays its fixed cost per batch (session 20's A/B: 500 k per trigger, two
+   micro-batches, gave 14-30 % fewer events/s; docs/performance.md). A live pipeline's catch-up
+   batches are bounded by ``streaming.max_offsets_per_trigger`` (default 200 k).
    Spark session start-up is reported on its own line, not in any rate. Both Spark passes first run
   once on ``--warmup`` records of their own (default 200 k; 0: measure a cold JVM), so that the
   measured runs meet a JIT-compiled JVM, as a long-running pipeline does (:func:`warm_up`). That is
@@ -418,7 +424,10 @@ def main() -> None:
     parser.add_argument("--silver-sizes", default="0,5000000,20000000")
     parser.add_argument("--batch", type=int, default=200_000, help="records of the silver-scaling input")
     parser.add_argument(
-        "--per-trigger", type=int, default=500_000, help="records per micro-batch of the throughput run"
+        "--per-trigger",
+        type=int,
+        default=0,
+        help="records per micro-batch of the throughput runs (0: --n, one micro-batch, as the bare pass reads them)",
     )
     parser.add_argument(
         "--warmup", type=int, default=200_000, help="records of the Spark passes' warm-up run (0: measure cold)"
@@ -514,7 +523,7 @@ def warm_up(spark: Any, home: Path, source: str, n: int) -> None:
 def run(home: Path, args: argparse.Namespace, skip: set[str]) -> None:
     from eventlake.streaming.session import build_spark  # noqa: PLC0415
 
-    settings = _settings(home, "tput", max_offsets_per_trigger=args.per_trigger)
+    settings = _settings(home, "tput", max_offsets_per_trigger=args.per_trigger or args.n)
     settings.topics.sources = (args.source,)
     t = time.monotonic()
     filled = _fill(settings, [args.source], args.n)
