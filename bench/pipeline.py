@@ -221,12 +221,12 @@ def _same_topic(home: Path, tag: str, tput: Settings) -> Settings:
     return settings
 
 
-def lake_path_alone(spark: Any, home: Path, tput: Settings, n: int) -> Figures:
+def lake_path_alone(spark: Any, home: Path, tput: Settings, n: int, run: int = 1) -> Figures:
     """``stream --until-idle`` with the serving path off (``serving.enabled=false``) on the same topic:
     the Spark pass alone does all of eventlake's work, PostgreSQL gold included (once per batch, as
     it does in that mode). Engine against engine: the figure to hold against the bare Spark pass,
     without the serving process that shares the two cores in the whole run."""
-    settings = _same_topic(home, "lake", tput)
+    settings = _same_topic(home, f"lake{run}", tput)
     settings.serving.enabled = False
     figures, _ = end_to_end(spark, settings, n, name="lake_path_alone")
     return figures
@@ -455,14 +455,15 @@ def main() -> None:
 def throughput(
     spark: Any, home: Path, settings: Settings, n: int, *, peers: dict[str, Figures], events: Path, repeat: int
 ) -> None:
-    """The serving path alone, the lake path alone, then eventlake end to end (both paths together)
-    ``repeat`` times, the last run's ratios to the peers, and each run's CPU by step."""
+    """The serving path alone, then the lake path alone and eventlake end to end (both paths together)
+    ``repeat`` times each, the last runs' ratios to the peers, and each whole run's CPU by step."""
     serving = serving_only(home, settings, n)
     print(_line(serving, peers.get("quix"), "quix" if "quix" in peers else ""), flush=True)
-    lake = lake_path_alone(spark, home, settings, n)
     bare = peers.get("bare_spark_pass")
-    print(_line(lake, bare, "bare_spark_pass" if bare else ""), flush=True)
-    print(_threads_line(lake), flush=True)
+    for i in range(repeat):
+        lake = lake_path_alone(spark, home, settings, n, run=i + 1)
+        print(f"{_line(lake, bare, 'bare_spark_pass' if bare else '')}  run {i + 1}/{repeat}", flush=True)
+        print(_threads_line(lake), flush=True)
     for i in range(repeat):
         since_ms = int(time.time() * 1000)
         mine, _ = end_to_end(spark, settings if i == 0 else _same_topic(home, f"tput{i + 1}", settings), n)

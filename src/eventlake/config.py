@@ -348,7 +348,10 @@ class StreamingSettings(Section):
     #: minute) made it the largest fixed cost of a live micro-batch. Delta gold then lags the lateness
     #: horizon by up to this much (PostgreSQL gold, the serving layer, does not wait); a window a
     #: lagging partition changes after its MERGE is merged again at once. 0: every batch that closes
-    #: a window merges it. The open-window state holds this much more event time of rows.
+    #: a window merges it. The MERGEs fall on a grid of this interval, each source's shifted by its
+    #: place among ``topics.sources`` (a third of it for three), so that the sources' MERGEs fall in
+    #: different batches; one less than half an interval after the last is skipped. The open-window
+    #: state holds up to 1.5 times this much more event time of rows.
     gold_delta_every_s: int = Field(default=300, ge=0)
     #: how long one attempt of the Kafka source's offset look-up (its AdminClient's ListOffsets) may
     #: take before Spark tries again (``fetchOffset.numRetries`` times, then the query fails and is

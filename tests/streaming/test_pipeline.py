@@ -3,6 +3,8 @@ independent recompute from the raw topics."""
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import math
 import threading
 import uuid
@@ -12,7 +14,7 @@ import psycopg
 import pytest
 from deltalake import DeltaTable
 
-from eventlake.config import Settings
+from eventlake.config import Settings, load_settings
 from eventlake.kafka.admin import admin_client, provision_topics
 from eventlake.lake import s3_credentials
 from eventlake.quality.anomaly import detect
@@ -22,6 +24,7 @@ from eventlake.services.process import wait_until
 from eventlake.serving.runner import ServingProcess
 from eventlake.streaming.gold import SPECS_BY_SOURCE
 from eventlake.streaming.jobs import JOBS, start_jobs
+from eventlake.streaming.pipeline import gold_phase, merge_due
 from eventlake.streaming.progress import ProgressRecorder, QueryProgress
 from eventlake.streaming.silver import SilverCounts
 from eventlake.streaming.specs import ROLLUP_SPECS
@@ -243,6 +246,38 @@ def test_delta_gold_gathers_closed_windows_for_gold_delta_every_s_and_until_idle
     assert_gold_matches(settings, "transactions", recompute.gold("transactions", raw.records))
     sliding = recompute.sliding_transactions(raw.records)
     assert_gold_matches(settings, "transactions", sliding, table="gold_transactions_5m_sliding")
+
+
+def test_the_sources_delta_gold_merges_fall_in_different_batches() -> None:
+    """Three sources whose horizons move together (a live stream: 12 s batches for an hour) each
+    MERGE Delta gold once per ``streaming.gold_delta_every_s`` and never two in the same batch (the
+    old rule, 300 s after each query's last MERGE, merged all three in the same batches: soak run I)."""
+    settings = load_settings()
+    every = dt.timedelta(seconds=settings.streaming.gold_delta_every_s)
+    sources = settings.topics.sources
+    assert len(sources) == 3 and every == dt.timedelta(minutes=5)
+    assert [gold_phase(settings, s) for s in sources] == [every * 0, every / 3, every * 2 / 3]
+    start = dt.datetime(2026, 12, 1, 10, 0, 7, tzinfo=dt.UTC)
+    horizons = [start + dt.timedelta(seconds=12 * b) for b in range(300)]
+
+    def merges(phase: dt.timedelta) -> list[int]:
+        lo, out = horizons[0], [0]  # the first batch merges (nothing merged yet)
+        for b, hi in enumerate(horizons[1:], start=1):
+            if merge_due(lo, hi, every, phase):
+                lo = hi
+                out.append(b)
+        return out
+
+    shifted = {s: merges(gold_phase(settings, s)) for s in sources}
+    for s, batches in shifted.items():
+        assert 12 <= len(batches) <= 13, (s, batches)  # 3600 s / 300 s, and the first batch
+        assert 12 < batches[1] <= 38, (s, batches)  # the second: 150-450 s after the first
+        gaps = [b - a for a, b in itertools.pairwise(batches[1:])]
+        assert gaps and all(g in (25, 26) for g in gaps), (s, gaps)  # 300 s of 12 s batches
+    later = [set(batches[1:]) for batches in shifted.values()]
+    assert not (later[0] & later[1] or later[0] & later[2] or later[1] & later[2]), shifted
+    # ``gold_delta_every_s`` 0: every batch that closes a window merges it.
+    assert merge_due(start, start, dt.timedelta(0), dt.timedelta(0))
 
 
 def test_until_idle_the_detectors_score_postgres_gold_once_it_is_complete(

@@ -78,12 +78,34 @@ from eventlake.streaming.windows import OpenWindows, hold, release
 
 log = logging.getLogger(__name__)
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 #: Layers a pass can write; gold needs silver's decisions, so asking for gold writes silver too.
 LAYERS = ("bronze", "silver", "gold")
 
 
 def query_name(source: str) -> str:
     return f"pipeline_{source}"
+
+
+def gold_phase(settings: Settings, source: str) -> dt.timedelta:
+    """How far ``source``'s Delta gold MERGE boundaries are shifted: its place among
+    ``topics.sources`` times ``streaming.gold_delta_every_s`` (0, 1/3 and 2/3 of it for three). The
+    sources' event times move together: unshifted, their queries all merged in the same batches
+    (soak run I: 45-92 s batches, four MERGEs at once on two cores)."""
+    sources = settings.topics.sources
+    place = sources.index(source) / len(sources) if source in sources else 0.0
+    return dt.timedelta(seconds=settings.streaming.gold_delta_every_s) * place
+
+
+def merge_due(lo: dt.datetime, hi: dt.datetime, every: dt.timedelta, phase: dt.timedelta) -> bool:
+    """Whether the lateness horizon passed a MERGE boundary between ``lo`` (the last MERGE's) and
+    ``hi`` (now): boundaries lie every ``every`` of event time, shifted by ``phase``
+    (:func:`gold_phase`). A boundary less than half an interval after the last MERGE is skipped
+    (the first MERGE falls anywhere), so MERGEs are half to one and a half intervals apart.
+    ``every`` 0: always. Config and event times only: a replayed batch decides as its first run."""
+    if every <= dt.timedelta(0):
+        return True
+    return (hi - EPOCH - phase) // every > (lo + every / 2 - EPOCH - phase) // every
 
 
 class OnePass:
@@ -140,6 +162,7 @@ class OnePass:
         # Rows of windows that can still change (the lateness horizon) and of ids a batch can repeat.
         self.keep = self._lateness + self.span
         self.gold_every = dt.timedelta(seconds=settings.streaming.gold_delta_every_s)
+        self.gold_phase = gold_phase(settings, source)
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"{self.name}-sink")
         self._timings: dict[str, float] = {}
         self._replay = True
@@ -403,8 +426,9 @@ class OnePass:
         side: list[Future[Any]],
     ) -> dt.datetime | None:
         """MERGE into Delta ``gold/<table>`` the windows that closed (their end fell behind the lateness
-        horizon ``hi``) since the last MERGE (``lo``), once they span ``streaming.gold_delta_every_s``,
-        and at once when the batch changed a window already merged (a lagging partition). Adds the
+        horizon ``hi``) since the last MERGE (``lo``), once the horizon passes the next boundary of
+        this source (:func:`merge_due`: every ``streaming.gold_delta_every_s`` of event time), and at
+        once when the batch changed a window already merged (a lagging partition). Adds the
         MERGEs to ``side``; returns how far Delta gold holds every window after them (None: the batch
         merges nothing).
 
@@ -418,7 +442,7 @@ class OnePass:
             width = dt.timedelta(minutes=spec.window_minutes)
             tables.append((spec, delta, width, [w for w in touched(minutes, spec) if w + width <= hi]))
         changed = lo is not None and any(w + width <= lo for _, _, width, late in tables for w in late)
-        if not (unrecorded or lo is None or changed or hi - lo >= self.gold_every):
+        if not (unrecorded or lo is None or changed or merge_due(lo, hi, self.gold_every, self.gold_phase)):
             return None
         through = hi if lo is None else max(lo, hi)
         pg.retrying(
