@@ -30,7 +30,7 @@ def test_compaction_merges_only_the_new_batch_pieces_and_keeps_every_row(spark: 
     for b in range(16):
         last = _batch(spark, b)
         assert state.add(last, (PER_BATCH, T0 + dt.timedelta(minutes=b, seconds=PER_BATCH - 1))) == PER_BATCH
-        pieces.append(state.pieces)
+        pieces.append(len(state._pieces))
         assert _ids(state.rows(T0)) == {f"e{x}-{i}" for x in range(b + 1) for i in range(PER_BATCH)}, b
         if b == 7:
             # The second compaction merged batches 4-7 into a piece of their own: the first merged

@@ -78,7 +78,6 @@ from eventlake.streaming.windows import OpenWindows, hold, release
 
 log = logging.getLogger(__name__)
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 #: Layers a pass can write; gold needs silver's decisions, so asking for gold writes silver too.
 LAYERS = ("bronze", "silver", "gold")
 
@@ -105,7 +104,8 @@ def merge_due(lo: dt.datetime, hi: dt.datetime, every: dt.timedelta, phase: dt.t
     ``every`` 0: always. Config and event times only: a replayed batch decides as its first run."""
     if every <= dt.timedelta(0):
         return True
-    return (hi - EPOCH - phase) // every > (lo + every / 2 - EPOCH - phase) // every
+    step, shift = every.total_seconds(), phase.total_seconds()
+    return (hi.timestamp() - shift) // step > (lo.timestamp() + step / 2 - shift) // step
 
 
 class OnePass:

@@ -134,11 +134,6 @@ class OpenWindows:
             self._compact(self._pieces)
         return n
 
-    @property
-    def pieces(self) -> int:
-        """How many pieces hold the state now."""
-        return len(self._pieces)
-
     def evict(self, before: dt.datetime) -> None:
         """Drop rows older than ``before`` (the windows they belong to can no longer change)."""
         if self.floor is not None and before <= self.floor:
