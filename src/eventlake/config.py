@@ -391,6 +391,11 @@ class ServingSettings(Section):
     #: behind the newest event of their source (a partition lagging more than this updates Delta gold
     #: only); also bounds memory
     max_hold_s: int = Field(default=900, ge=60)
+    #: ``--until-idle``: the Spark pass writes PostgreSQL gold and hands its Kafka positions to the
+    #: serving path (``eventlake.serving.handoff``), which then rebuilds its live state at its next
+    #: start, instead of running beside the pass. false: the serving path runs beside the pass (two
+    #: processes decode every record; the live state is built when the run ends)
+    hand_off_until_idle: bool = True
 
 
 class BatchSettings(Section):

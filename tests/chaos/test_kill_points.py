@@ -32,7 +32,8 @@ LATER_MS = 600_000
 POINTS = [
     pytest.param("begun", marks=pytest.mark.chaos),
     pytest.param("delta:bronze/transactions", marks=pytest.mark.chaos),
-    "delta:silver/transactions",  # the one `make test` runs: silver committed, gold and DQ not
+    "delta:silver/transactions",  # silver committed, gold and DQ not
+    "hand_off",  # the serving path's positions moved, PostgreSQL gold not written (serving.handoff)
     pytest.param("delta:quarantine/transactions", marks=pytest.mark.chaos),
     pytest.param("kafka:{dlq}", marks=pytest.mark.chaos),
     pytest.param("delta:gold/gold_transactions_1m", marks=pytest.mark.chaos),

@@ -70,15 +70,30 @@ class _Table:
         return (at(start), at(start + self.spec.window_minutes), *group, *values(self.aggs, cells))
 
 
+def keep_ms(specs: Iterable[GoldSpec], lateness_s: int) -> int:
+    """How far behind its partition's newest event a cell can still change: the lateness, the longest
+    window and a minute (the lake path's horizon)."""
+    return lateness_s * 1000 + (max(s.window_minutes for s in specs) + 1) * MINUTE_MS
+
+
+def horizon_floor(newest: Iterable[int], *, keep: int, max_hold: int) -> int | None:
+    """The floor (minute) the partitions' newest event times (ms) allow: the slowest one's horizon,
+    but at most ``max_hold`` ms behind the fastest; None without any partition."""
+    times = list(newest)
+    if not times:
+        return None
+    return max(min(times) - keep, max(times) - max_hold) // MINUTE_MS
+
+
 class SourceState:
     """Everything the live view of one source holds (see the module docstring)."""
 
     def __init__(self, specs: Iterable[GoldSpec], *, lateness_s: int, max_hold_s: int) -> None:
         self.tables = [_Table(s, parse_spec(s), tuple(k for k, _ in s.keys)) for s in specs]
-        longest = max(s.window_minutes for s in self.tables_specs)
         self.lateness_ms = lateness_s * 1000
-        self.keep_ms = self.lateness_ms + (longest + 1) * MINUTE_MS  # the lake path's horizon
-        self.reach = longest - 1  # minutes before an event's own that its windows can start at
+        self.keep_ms = keep_ms(self.tables_specs, lateness_s)
+        # minutes before an event's own that its windows can start at
+        self.reach = max(s.window_minutes for s in self.tables_specs) - 1
         self.max_hold_ms = max_hold_s * 1000
         #: newest valid event time (ms) per Kafka partition
         self.newest: dict[int, int] = {}
@@ -117,10 +132,8 @@ class SourceState:
 
     def next_floor(self) -> int:
         """The floor (minute) the partitions' horizons allow now; never below the current one."""
-        if not self.newest:
-            return self.floor
-        slowest, fastest = min(self.newest.values()), max(self.newest.values())
-        return max(self.floor, max(slowest - self.keep_ms, fastest - self.max_hold_ms) // MINUTE_MS)
+        floor = horizon_floor(self.newest.values(), keep=self.keep_ms, max_hold=self.max_hold_ms)
+        return self.floor if floor is None else max(self.floor, floor)
 
     def advance(self, floor: int | None = None) -> None:
         """Raise the floor (default: :meth:`next_floor`) and drop what fell below it.

@@ -23,16 +23,18 @@ from eventlake.quality.checks import require_java_regexes
 from eventlake.quality.rules import load_quality
 from eventlake.quality.store import ensure_quality_tables
 from eventlake.serving.offsets import ensure_offsets_table
+from eventlake.serving.offsets import load as load_positions
 from eventlake.serving.runner import ServingProcess
 from eventlake.sources.produce import produce
 from eventlake.stopping import stop_on_signals
 from eventlake.streaming.lock import LakeLock
-from eventlake.streaming.pipeline import LAYERS, OnePass, start_pass
-from eventlake.streaming.progress import ProgressRecorder, QueryProgress
+from eventlake.streaming.paths import checkpoint, committed_offsets
+from eventlake.streaming.pipeline import LAYERS, OnePass, query_name, start_pass
+from eventlake.streaming.progress import ProgressRecorder, QueryProgress, kafka_offsets
 from eventlake.streaming.schemas import require_subjects
 from eventlake.streaming.silver import SilverCounts
 from eventlake.streaming.specs import GOLD_SPECS, ensure_gold_table
-from eventlake.streaming.state import ensure_state_tables
+from eventlake.streaming.state import ensure_state_tables, pending_reset
 from eventlake.streaming.supervisor import RestartPolicy, Supervisor
 from eventlake.streaming.tables import ensure_tables
 
@@ -58,11 +60,13 @@ def start_jobs(
     poll: Callable[[], None] | None = None,
     serving: ServingProcess | None = None,
     postgres_ready: bool = False,
+    hand_off: bool | None = None,
 ) -> Jobs:
     """Start one one-pass query per source, writing the asked layers (``jobs``; gold implies silver).
     With ``until_idle`` each runs to completion (``availableNow``) before this returns, calling ``poll``
     about once a second meanwhile. ``postgres_ready``: the caller has created the PostgreSQL tables
-    (:func:`_ensure_postgres`) already."""
+    (:func:`_ensure_postgres`) already. ``hand_off``: the passes write PostgreSQL gold and hand the
+    serving path its positions (None: :func:`hands_off` decides; never with a ``serving`` given)."""
     quality = load_quality(settings)  # a bad rules file stops us before any query starts
     require_java_regexes(spark, quality, settings.quality.rules_file)
     if not postgres_ready:
@@ -70,7 +74,9 @@ def start_jobs(
     ensure_tables(spark, settings, live.registry_url)
     counts = counts if counts is not None else {}
     started: list[tuple[StreamingQuery, OnePass]] = []
-    if serving is None and "gold" in jobs:  # ``serving``: already started by the caller
+    decide = hand_off is None and serving is None
+    hand_off = hands_off(settings, live, jobs, until_idle=until_idle) if decide else bool(hand_off)
+    if serving is None and "gold" in jobs and not hand_off:  # ``serving``: already started by the caller
         serving = _start_serving(settings, live, until_idle=until_idle)
     # Until idle, the serving path runs beside the passes: PostgreSQL gold is complete only when it
     # is done, so the anomaly detectors (which read it) run once, then, instead of after each batch.
@@ -88,6 +94,7 @@ def start_jobs(
             rules=quality.source(source),
             detectors=quality.detectors,
             detect_each_batch=not detect_at_end,
+            hand_off=hand_off,
         )
 
     try:
@@ -143,6 +150,36 @@ def _await_all(
         serving.finish(poll)
         for _, process in started:
             process.detect()
+
+
+def hands_off(settings: Settings, live: Endpoints, jobs: Sequence[str], *, until_idle: bool) -> bool:
+    """Whether this run's passes write PostgreSQL gold and hand the serving path its positions
+    (:mod:`eventlake.serving.handoff`) instead of running it beside them: until idle, with gold and
+    the serving path on (``serving.hand_off_until_idle``), and only when the serving path is behind no
+    pass (its positions at or past each checkpoint's last committed offsets: records the pass read
+    before but the serving path did not would otherwise be missing from PostgreSQL gold until its
+    next start). Needs local checkpoints (their offsets are read here) and no pending reset."""
+    cfg = settings.serving
+    if not (until_idle and "gold" in jobs and cfg.enabled and cfg.hand_off_until_idle):
+        return False
+    url = live.postgres_url
+    stored = load_positions(url, [settings.topics.raw(s) for s in settings.topics.sources])
+    for source in settings.topics.sources:
+        name = query_name(source)
+        location = checkpoint(settings, name)
+        if "://" in location or pending_reset(url, name) is not None:
+            log.info("the serving path runs beside the passes", extra={"query": name, "why": "remote or reset"})
+            return False
+        for topic, parts in kafka_offsets(committed_offsets(location)).items():
+            behind = [
+                p
+                for p, offset in parts.items()
+                if offset > 0 and ((pos := stored.get((topic, p))) is None or pos.next_offset < offset)
+            ]
+            if behind:
+                log.info("the serving path runs beside the passes", extra={"topic": topic, "behind_on": behind})
+                return False
+    return True
 
 
 def _start_serving(settings: Settings, live: Endpoints, *, until_idle: bool) -> ServingProcess | None:
@@ -291,8 +328,9 @@ def _run(
     # Before Spark (15-40 s to a session and the lake tables), once: a PostgreSQL problem shows at
     # once, and (not until idle) PostgreSQL gold moves from the start.
     _ensure_postgres(settings, live.postgres_url)
+    hand_off = hands_off(settings, live, jobs, until_idle=until_idle)
     # Started before Spark, which takes 15-40 s to a session: PostgreSQL gold moves from the start.
-    serving = _start_serving(settings, live, until_idle=until_idle) if "gold" in jobs else None
+    serving = _start_serving(settings, live, until_idle=until_idle) if "gold" in jobs and not hand_off else None
     feeding = threading.Event()
     producer = feed.start(settings, live, feeding) if feed is not None else None  # the demo's data, from now
     try:
@@ -331,6 +369,7 @@ def _run(
             poll=poll,
             serving=serving,
             postgres_ready=True,
+            hand_off=hand_off,
         )
         running.append(queries)
         if not until_idle:

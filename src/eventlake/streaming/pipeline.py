@@ -11,7 +11,9 @@
         │    └─► silver/<source>      Delta append, marker                     [side thread]
         ├─ gold: touched windows from open-window state (this batch's rows included)
         │    ├─► PostgreSQL gold_*    upsert + commits row, one transaction (only with serving.enabled
-        │    │                        off: the serving path, eventlake.serving, writes it sub-second)
+        │    │                        off, or until idle with the hand-off: else the serving path,
+        │    │                        eventlake.serving, writes it sub-second); the hand-off moves
+        │    │                        the serving path's positions first (eventlake.serving.handoff)
         │    └─► gold/<table>         Delta MERGE of the windows closed since the last MERGE, once
         │                             every streaming.gold_delta_every_s of event time  [side thread]
         └─ DQ: dq_metrics + alerts (PostgreSQL, once per batch); quality/metrics (Delta, marker):
@@ -54,6 +56,8 @@ from eventlake.observability.metrics import (
 from eventlake.quality.anomaly import detect
 from eventlake.quality.rules import Detector, SourceRules
 from eventlake.quality.store import METRICS_SCHEMA, BatchFacts, record_batch, stored_rows
+from eventlake.serving.handoff import hand_off
+from eventlake.serving.state import EPOCH, MINUTE_MS, horizon_floor, keep_ms
 from eventlake.streaming import silver as sv
 from eventlake.streaming.gold import aggregate, touched, window_rows
 from eventlake.streaming.paths import checkpoint, clear_interrupted_writes, has_offsets, table, with_trigger
@@ -123,6 +127,7 @@ class OnePass:
         rules: SourceRules,
         detectors: tuple[Detector, ...] = (),
         detect_each_batch: bool = True,
+        hand_off: bool = False,
     ) -> None:
         self.spark, self.settings, self.source, self.live = spark, settings, source, live
         self.name = query_name(source)
@@ -130,7 +135,9 @@ class OnePass:
         self.silver = bool({"silver", "gold"} & layers)
         self.gold = "gold" in layers
         # With the serving path on, PostgreSQL gold is its job (sub-second); the pass keeps Delta gold.
-        self.gold_pg = self.gold and not settings.serving.enabled
+        # ``hand_off`` (until idle): the pass writes it, and moves the serving path's positions first.
+        self.hand_off = self.gold and hand_off
+        self.gold_pg = self.gold and (hand_off or not settings.serving.enabled)
         self.counts, self.rules = counts, rules
         self.specs = SPECS_BY_SOURCE[source]
         self.detectors = tuple(d for d in detectors if d.table in {s.table for s in self.specs})
@@ -258,8 +265,8 @@ class OnePass:
                 bad = sv.quarantine_rows(classified)
                 side.append(self._side(self.sinks_quarantine, bad, batch_id))
                 side.append(self._side(self.dlq, bad, batch_id))
-            inserted = 0
-            maxima = stats.maxima()
+            inserted, maxima = 0, stats.maxima()
+            self._hand_off(batch_id, stats, prior, maxima)
             if (oldest := stats.oldest_valid()) is not None:
                 unique, repeats = self._dedup(classified, oldest, version, merged)
                 # Without repeats the new rows are the valid ones, whose count and newest the stats hold.
@@ -332,6 +339,31 @@ class OnePass:
         except BaseException:
             release(late)
             raise
+
+    def _hand_off(
+        self, batch_id: int, stats: sv.BatchStats, prior: dict[int, dt.datetime], maxima: dict[int, dt.datetime]
+    ) -> None:
+        """With ``hand_off``: move the serving path's positions to this batch's end
+        (:mod:`eventlake.serving.handoff`), before its PostgreSQL gold rows are written."""
+        if not self.hand_off:
+            return
+        ends = stats.ends()
+        newest = {p: _ms(t) for p, t in prior.items()}
+        for p, t in maxima.items():
+            newest[p] = max(_ms(t), newest.get(p, _ms(t)))
+        cfg = self.settings
+        floor = horizon_floor(
+            newest.values(),
+            keep=keep_ms(self.specs, cfg.streaming.allowed_lateness_s),
+            max_hold=cfg.serving.max_hold_s * 1000,
+        )
+        topic, url = cfg.topics.raw(self.source), self.live.postgres_url
+        with self._phase("hand_off"):
+            pg.retrying(
+                lambda: hand_off(url, topic, ends, newest, None if floor is None else floor * MINUTE_MS),
+                what=f"{self.name} hand-off {batch_id}",
+            )
+        killpoints.reached("hand_off")
 
     def _save_watermarks(self, batch_id: int, maxima: dict[int, dt.datetime]) -> None:
         pg.retrying(
@@ -584,6 +616,10 @@ class OnePass:
         self.windows.reset()
 
 
+def _ms(t: dt.datetime) -> int:
+    return (t - EPOCH) // dt.timedelta(milliseconds=1)
+
+
 def _wait(futures: list[Future[Any]]) -> BaseException | None:
     """Wait for every future; the first failure, if any."""
     errors = [e for f in futures if (e := f.exception()) is not None]
@@ -626,6 +662,7 @@ def start_pass(
     rules: SourceRules,
     detectors: tuple[Detector, ...] = (),
     detect_each_batch: bool = True,
+    hand_off: bool = False,
 ) -> tuple[StreamingQuery, OnePass]:
     """Start the one-pass query of ``source``; returns it with its batch function (close it after the query)."""
     name = query_name(source)
@@ -648,6 +685,7 @@ def start_pass(
         rules=rules,
         detectors=detectors,
         detect_each_batch=detect_each_batch,
+        hand_off=hand_off,
     )
     if process.silver:
         process.repair_quality()

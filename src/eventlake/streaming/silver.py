@@ -177,6 +177,7 @@ class BatchStats:
             F.min(F.when(valid, t)).alias("lo"),
             F.min(F.when(valid, F.col("offset"))).alias("o_lo"),
             F.max(F.when(valid, F.col("offset"))).alias("o_hi"),
+            F.max("offset").alias("o_end"),
             F.collect_set(F.when(decoded, F.col("_schema_id"))).alias("ids"),
         ]
         aggs += [F.count_if(decoded & checks.failed(r)).alias(f"f{i}") for i, r in enumerate(rules.row)]
@@ -207,6 +208,13 @@ class BatchStats:
             if r["m"] is not None:
                 m = utc(r["m"])
                 out[r["partition"]] = max(m, out.get(r["partition"], m))
+        return out
+
+    def ends(self) -> dict[int, int]:
+        """Per Kafka partition, the offset after the batch's last record (valid or not)."""
+        out: dict[int, int] = {}
+        for r in self.rows:
+            out[r["partition"]] = max(int(r["o_end"]) + 1, out.get(r["partition"], 0))
         return out
 
     def schema_ids(self) -> list[int]:
