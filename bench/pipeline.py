@@ -8,9 +8,13 @@
    - the engine limit: one bare Spark *batch* pass (Kafka -> ``from_avro`` -> Delta append, plus the
      1-minute window -> Delta), with eventlake's session settings;
    - eventlake end to end: ``eventlake stream --until-idle`` (bronze, silver, quarantine/DLQ, gold to
-     Delta and PostgreSQL, DQ), one pass per micro-batch, the serving path beside it;
-   - the lake path alone (run before the whole run): the same with the serving path off, so that the
-     Spark pass does all the work (PostgreSQL gold too): engine against engine, against the bare pass.
+     Delta and PostgreSQL, DQ), one pass per micro-batch; the pass writes PostgreSQL gold and hands
+     the serving path its positions (``serving.handoff``), as ``--until-idle`` does by default;
+   - the serving path's takeover after that hand-off (its next start: it replays to the handed
+     positions without writing, then writes its held windows once), on its own line: the cost the
+     hand-off moves from the run to the live view's next start;
+   - the lake path alone (run before the whole run): the same with the serving path off
+     (``serving.enabled=false``): the whole run without the hand-off's position writes.
    The bare pass reads the topic in one Spark batch; eventlake's runs read it in micro-batches of
    ``--per-trigger`` records, by default as many as ``--n``: one micro-batch, the same records per
    batch as the bare pass, so the ratio compares the engines' work per record and not how many
@@ -224,8 +228,7 @@ def _same_topic(home: Path, tag: str, tput: Settings) -> Settings:
 def lake_path_alone(spark: Any, home: Path, tput: Settings, n: int, run: int = 1) -> Figures:
     """``stream --until-idle`` with the serving path off (``serving.enabled=false``) on the same topic:
     the Spark pass alone does all of eventlake's work, PostgreSQL gold included (once per batch, as
-    it does in that mode). Engine against engine: the figure to hold against the bare Spark pass,
-    without the serving process that shares the two cores in the whole run."""
+    it does in that mode). Against the whole run: what the hand-off's position writes cost."""
     settings = _same_topic(home, f"lake{run}", tput)
     settings.serving.enabled = False
     figures, _ = end_to_end(spark, settings, n, name="lake_path_alone")
@@ -252,6 +255,19 @@ def serving_only(home: Path, tput: Settings, n: int) -> Figures:
     seconds = time.monotonic() - t
     meter.stop()
     return meter.figures("serving_path", n, seconds)
+
+
+def serving_takeover(settings: Settings, n: int) -> Figures:
+    """The serving path's next start after a whole run's hand-off, until idle, in this process: it
+    replays the ``n`` handed-off records without writing, then writes every window it holds once."""
+    from eventlake.serving.runner import run_until_idle  # noqa: PLC0415
+
+    meter = Meter(spark=False).start()
+    t = time.monotonic()
+    run_until_idle(settings, endpoints(settings))
+    seconds = time.monotonic() - t
+    meter.stop()
+    return meter.figures("serving_takeover", n, seconds)
 
 
 def records_in(bootstrap: str, topics: list[str]) -> int:
@@ -466,11 +482,13 @@ def throughput(
         print(_threads_line(lake), flush=True)
     for i in range(repeat):
         since_ms = int(time.time() * 1000)
-        mine, _ = end_to_end(spark, settings if i == 0 else _same_topic(home, f"tput{i + 1}", settings), n)
+        whole = settings if i == 0 else _same_topic(home, f"tput{i + 1}", settings)
+        mine, _ = end_to_end(spark, whole, n)
         print(f"{_line(mine)}  run {i + 1}/{repeat}", flush=True)
         steps = step_cpu(events, since_ms)
         print(_threads_line(mine, sum(steps.values())), flush=True)
         print(_steps_line(steps, mine), flush=True)
+    print(f"{_line(serving_takeover(whole, n), serving, 'serving_path')}  (after the last run's hand-off)", flush=True)
     for name in ("bare_spark_pass", "fastavro", "bare_consume", "quix"):
         if name in peers:
             print(f"ratio eventlake/{name} {mine.events_per_s / peers[name].events_per_s:.2f}", flush=True)
