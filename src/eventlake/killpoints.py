@@ -7,8 +7,9 @@ exactly-once. Unset (production), :func:`reached` is one comparison.
 Points of the one-pass query (``eventlake.streaming.pipeline``): ``begun`` (the batch recorded in
 PostgreSQL, nothing written yet), ``<kind>:<target>`` after each sink's write (``delta:bronze/<source>``,
 ``delta:silver/<source>``, ``delta:quarantine/<source>``, ``kafka:<dlq topic>``, ``delta:gold/<table>``,
-``delta:quality/metrics``), ``hand_off`` (until idle: the serving path's positions moved, PostgreSQL
-gold not yet written), ``watermarks`` and ``quality`` (their PostgreSQL commits), and ``done``
+``delta:quality/metrics``, and ``postgres:<gold table>`` when the pass writes PostgreSQL gold),
+``hand_off`` (until idle: the serving path's positions moved, PostgreSQL gold not yet written),
+``watermarks`` and ``quality`` (their PostgreSQL commits), and ``done``
 (every write of the batch committed, Spark's checkpoint commit not yet written); and ``flush`` (a
 graceful stop's export of the DQ rows to Delta recorded, not yet appended).
 """

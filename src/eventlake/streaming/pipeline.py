@@ -170,7 +170,8 @@ class OnePass:
         self.keep = self._lateness + self.span
         self.gold_every = dt.timedelta(seconds=settings.streaming.gold_delta_every_s)
         self.gold_phase = gold_phase(settings, source)
-        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"{self.name}-sink")
+        # Up to nine writes a batch; six at once keep Delta gold's MERGEs from queueing behind the rest.
+        self.pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix=f"{self.name}-sink")
         self._timings: dict[str, float] = {}
         self._replay = True
         self._query_id: str | None = None
@@ -226,7 +227,9 @@ class OnePass:
             self.windows.reset()  # the batch fails; its retry rebuilds the state from silver
             raise
 
-    def _side(self, sink: DeltaAppend | DeadLetters | DeltaUpsert, df: DataFrame, batch_id: int) -> Future[Any]:
+    def _side(
+        self, sink: DeltaAppend | DeadLetters | DeltaUpsert | PostgresUpsert, df: DataFrame, batch_id: int
+    ) -> Future[Any]:
         def write() -> None:
             with self._phase(f"{sink.kind}:{sink.target}"):
                 sink.write(df, batch_id, replay=self._replay)
@@ -276,7 +279,7 @@ class OnePass:
                 side.append(self._side(self.sinks_silver, unique, batch_id))
                 if self.gold_pg and inserted:
                     with self._phase("gold"):
-                        self._gold_postgres(stats.minutes(), batch_id)
+                        side.extend(self._gold_postgres(stats.minutes(), batch_id))
             elif self.gold_pg:
                 for sink in self.gold_pg_sinks:
                     sink.write_rows([], batch_id)  # the batch is applied (nothing to add)
@@ -302,11 +305,12 @@ class OnePass:
                 self._record_quality(batch_id, facts)
                 if export:
                     side.append(self._side(self.sinks_dq, self._record_export(start.dq_through, batch_id), batch_id))
-                if self.detect_each_batch:
-                    self.detect()
             with self._phase("wait_writes"):
                 for f in side:
                     f.result()  # the batch is done when every write is; a failed write fails the batch
+            if self.detect_each_batch:
+                with self._phase("detect"):
+                    self.detect()  # after the writes: it reads PostgreSQL gold, which a side thread may write
             self._done = batch_id
             if newest is not None:
                 self._settle(newest, merged)
@@ -439,13 +443,17 @@ class OnePass:
     def _silver_version(self) -> int:
         return int(DeltaTable.forPath(self.spark, self.silver_path).history(1).select("version").head()[0])  # type: ignore[index]
 
-    def _gold_postgres(self, minutes: list[dt.datetime], batch_id: int) -> None:
-        """Upsert the exact rows of every window the batch's events fall in (the live serving layer)."""
+    def _gold_postgres(self, minutes: list[dt.datetime], batch_id: int) -> list[Future[Any]]:
+        """Upsert the exact rows of every window the batch's events fall in (the live serving layer), on
+        side threads: they overlap the lake writes (the state is read here; it changes only after
+        every write of the batch is done)."""
+        writes = []
         for spec, sink in zip(self.specs, self.gold_pg_sinks, strict=True):
             starts = touched(minutes, spec)
             held = self.windows.rows(starts[0], starts[-1] + dt.timedelta(minutes=spec.window_minutes))
             assert held is not None, "the state holds this batch's rows"
-            sink.write(window_rows(held, spec, starts), batch_id)
+            writes.append(self._side(sink, window_rows(held, spec, starts), batch_id))
+        return writes
 
     def _gold_delta(
         self,

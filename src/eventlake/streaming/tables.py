@@ -85,9 +85,13 @@ def create_table(
     existing table too (it applies to the files written from then on)."""
     if isinstance(schema, str):
         schema = spark.createDataFrame([], schema).schema
-    DeltaTable.createIfNotExists(spark).location(path).addColumns(schema).execute()
     value = ",".join(stats_columns)
-    # One way for new and existing tables (a lake from before this setting).
+    if not DeltaTable.isDeltaTable(spark, path):
+        # A new table gets its property in its first commit (one commit, not three Spark actions).
+        builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
+        (builder.property(STATS_PROPERTY, value) if value else builder).execute()
+        return
+    # An existing table (a lake from before this setting) gets it from its next commit on.
     if value and DeltaTable.forPath(spark, path).detail().head()["properties"].get(STATS_PROPERTY) != value:  # type: ignore[index]
         quoted = path.replace("`", "``")
         spark.sql(f"ALTER TABLE delta.`{quoted}` SET TBLPROPERTIES ('{STATS_PROPERTY}' = '{value}')")
