@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from eventlake.streaming.specs import GOLD_SPECS, SPECS_BY_SOURCE, GoldSpec, ensure_gold_table
 
-__all__ = ["GOLD_SPECS", "SPECS_BY_SOURCE", "GoldSpec", "aggregate", "ensure_gold_table", "touched", "window_rows"]
+__all__ = ["GOLD_SPECS", "SPECS_BY_SOURCE", "GoldSpec", "aggregate", "ensure_gold_table", "touched"]
 
 
 def aggregate(rows: DataFrame, spec: GoldSpec) -> DataFrame:
@@ -44,11 +44,3 @@ def touched(minutes: list[dt.datetime], spec: GoldSpec) -> list[dt.datetime]:
     for m in minutes:
         starts.update(m - dt.timedelta(minutes=k) for k in range(0, back + 1, spec.slide_minutes))
     return sorted(starts)
-
-
-def window_rows(rows: DataFrame, spec: GoldSpec, starts: list[dt.datetime]) -> DataFrame:
-    """Exact gold rows of the windows starting at ``starts`` over ``rows`` (the open-window state,
-    this batch's new rows included)."""
-    lo, hi = starts[0], starts[-1] + dt.timedelta(minutes=spec.window_minutes)
-    rows = rows.where((F.col("event_time") >= F.lit(lo)) & (F.col("event_time") < F.lit(hi)))
-    return aggregate(rows, spec).where(F.col("window_start").isin(starts))

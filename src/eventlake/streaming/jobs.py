@@ -67,11 +67,13 @@ def start_jobs(
     about once a second meanwhile. ``postgres_ready``: the caller has created the PostgreSQL tables
     (:func:`_ensure_postgres`) already. ``hand_off``: the passes write PostgreSQL gold and hand the
     serving path its positions (None: :func:`hands_off` decides; never with a ``serving`` given)."""
+    t = time.monotonic()
     quality = load_quality(settings)  # a bad rules file stops us before any query starts
     require_java_regexes(spark, quality, settings.quality.rules_file)
     if not postgres_ready:
         _ensure_postgres(settings, live.postgres_url)
     ensure_tables(spark, settings, live.registry_url)
+    log.info("lake tables ready", extra={"seconds": round(time.monotonic() - t, 3)})
     counts = counts if counts is not None else {}
     started: list[tuple[StreamingQuery, OnePass]] = []
     decide = hand_off is None and serving is None
@@ -100,6 +102,7 @@ def start_jobs(
     try:
         for source in settings.topics.sources:
             started.append(start(source))
+        log.info("queries started", extra={"seconds": round(time.monotonic() - t, 3), "hand_off": hand_off})
         if until_idle:
             _await_all(started, poll, serving)
     except BaseException:

@@ -35,10 +35,10 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
@@ -59,7 +59,7 @@ from eventlake.quality.store import METRICS_SCHEMA, BatchFacts, record_batch, st
 from eventlake.serving.handoff import hand_off
 from eventlake.serving.state import EPOCH, MINUTE_MS, horizon_floor, keep_ms
 from eventlake.streaming import silver as sv
-from eventlake.streaming.gold import aggregate, touched, window_rows
+from eventlake.streaming.gold import aggregate, touched
 from eventlake.streaming.paths import checkpoint, clear_interrupted_writes, has_offsets, table, with_trigger
 from eventlake.streaming.schemas import SchemaCache
 from eventlake.streaming.sinks import DeadLetters, DeltaAppend, DeltaUpsert, PostgresUpsert
@@ -227,15 +227,13 @@ class OnePass:
             self.windows.reset()  # the batch fails; its retry rebuilds the state from silver
             raise
 
-    def _side(
-        self, sink: DeltaAppend | DeadLetters | DeltaUpsert | PostgresUpsert, df: DataFrame, batch_id: int
-    ) -> Future[Any]:
-        def write() -> None:
-            with self._phase(f"{sink.kind}:{sink.target}"):
-                sink.write(df, batch_id, replay=self._replay)
-            killpoints.reached(f"{sink.kind}:{sink.target}")
+    def _side(self, sink: _Sink, df: DataFrame, batch_id: int) -> Future[Any]:
+        return self.pool.submit(self._write, sink, df, batch_id)
 
-        return self.pool.submit(write)
+    def _write(self, sink: _Sink, df: DataFrame, batch_id: int) -> None:
+        with self._phase(f"{sink.kind}:{sink.target}"):
+            sink.write(df, batch_id, replay=self._replay)
+        killpoints.reached(f"{sink.kind}:{sink.target}")
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -260,6 +258,7 @@ class OnePass:
             side.append(self._side(self.sinks_bronze, checked.select(*BRONZE_COLUMNS), batch_id))
         late: DataFrame | None = None
         repeats: DataFrame | None = None
+        aggregates: list[DataFrame] = []
         try:
             optional = sv.optional_fields(reader) if self.rules.of_type("schema_drift") else []
             classified, stats, late = self._classify(checked, prior, optional)
@@ -277,26 +276,20 @@ class OnePass:
                 with self._phase("state_add"):
                     inserted = self.windows.add(unique, known)  # held from now on; dropped again if the batch fails
                 side.append(self._side(self.sinks_silver, unique, batch_id))
-                if self.gold_pg and inserted:
-                    with self._phase("gold"):
-                        side.extend(self._gold_postgres(stats.minutes(), batch_id))
             elif self.gold_pg:
                 for sink in self.gold_pg_sinks:
                     sink.write_rows([], batch_id)  # the batch is applied (nothing to add)
             self._save_watermarks(batch_id, maxima)
             newest = max([*prior.values(), *maxima.values()], default=None)
-            through = (
-                self._gold_delta(
-                    merged,
-                    newest,
-                    stats.minutes() if inserted else [],
-                    batch_id,
-                    unrecorded=start.gold_through is None,
-                    side=side,
+            through, merges = (
+                self._merge_plan(
+                    merged, newest, stats.minutes() if inserted else [], batch_id, unrecorded=start.gold_through is None
                 )
                 if self.gold and newest is not None and (newest != before or inserted)
-                else None
+                else (None, {})
             )
+            with self._phase("gold"):
+                aggregates = self._gold(stats.minutes() if self.gold_pg and inserted else [], merges, batch_id, side)
             merged = merged if through is None else through
             facts = stats.facts(self.rules, optional, prior=prior, ids=stats.schema_ids(), dupes=stats.valid - inserted)
             # The lake's DQ copy goes with Delta gold's MERGEs (its first batch, and every batch without gold).
@@ -316,7 +309,7 @@ class OnePass:
                 self._settle(newest, merged)
             self._count(stats, inserted, quarantined)
         finally:
-            for held in (repeats, late, checked):
+            for held in (*aggregates, repeats, late, checked):
                 release(held)
 
     def _classify(
@@ -443,19 +436,47 @@ class OnePass:
     def _silver_version(self) -> int:
         return int(DeltaTable.forPath(self.spark, self.silver_path).history(1).select("version").head()[0])  # type: ignore[index]
 
-    def _gold_postgres(self, minutes: list[dt.datetime], batch_id: int) -> list[Future[Any]]:
-        """Upsert the exact rows of every window the batch's events fall in (the live serving layer), on
-        side threads: they overlap the lake writes (the state is read here; it changes only after
-        every write of the batch is done)."""
-        writes = []
-        for spec, sink in zip(self.specs, self.gold_pg_sinks, strict=True):
-            starts = touched(minutes, spec)
-            held = self.windows.rows(starts[0], starts[-1] + dt.timedelta(minutes=spec.window_minutes))
-            assert held is not None, "the state holds this batch's rows"
-            writes.append(self._side(sink, window_rows(held, spec, starts), batch_id))
-        return writes
+    def _gold(
+        self, minutes: list[dt.datetime], merges: dict[str, _Merge], batch_id: int, side: list[Future[Any]]
+    ) -> list[DataFrame]:
+        """Write gold on side threads (they overlap the lake writes; the state is read here, and changes
+        only once every write of the batch is done): to PostgreSQL the exact rows of every window the
+        batch's events fall in (``minutes``; none: no PostgreSQL write), to Delta the ``merges``
+        (:meth:`_merge_plan`). A table written to both aggregates its rows once, over the range that
+        holds both sets of windows whole, and holds the result for both writes, one after the other on
+        one side thread (the list returned gets the held DataFrames: release them after the batch)."""
+        held: list[DataFrame] = []
+        for spec, sink, delta in zip(self.specs, self.gold_pg_sinks, self.gold_delta, strict=True):
+            wants: list[tuple[dt.datetime, dt.datetime, Column, _Sink]] = []
+            if minutes:
+                starts = touched(minutes, spec)
+                end = starts[-1] + dt.timedelta(minutes=spec.window_minutes)
+                wants.append((starts[0], end, F.col("window_start").isin(starts), sink))
+            if (merge := merges.get(spec.table)) is not None:
+                wants.append((*merge, delta))
+            rows = self.windows.rows(min(w[0] for w in wants), max(w[1] for w in wants)) if wants else None
+            if rows is None:
+                assert not minutes, "the state holds this batch's rows"
+                continue
+            windows = aggregate(rows, spec)
+            if len(wants) == 1:
+                side.append(self._side(wants[0][3], windows.where(wants[0][2]), batch_id))
+            else:
+                targets = [(which, target) for _, _, which, target in wants]
+                side.append(self.pool.submit(self._write_held, spec.table, windows, targets, batch_id, held))
+        return held
 
-    def _gold_delta(
+    def _write_held(
+        self, name: str, windows: DataFrame, targets: list[tuple[Column, _Sink]], batch_id: int, held: list[DataFrame]
+    ) -> None:
+        """Hold ``windows`` (into ``held``), then write each target's part of them, in turn."""
+        with self._phase(f"aggregate:{name}"):
+            once = hold(windows)
+        held.append(once)
+        for which, target in targets:
+            self._write(target, once.where(which), batch_id)
+
+    def _merge_plan(
         self,
         lo: dt.datetime | None,
         newest: dt.datetime,
@@ -463,14 +484,14 @@ class OnePass:
         batch_id: int,
         *,
         unrecorded: bool,
-        side: list[Future[Any]],
-    ) -> dt.datetime | None:
-        """MERGE into Delta ``gold/<table>`` the windows that closed (their end fell behind the lateness
-        horizon ``hi``) since the last MERGE (``lo``), once the horizon passes the next boundary of
-        this source (:func:`merge_due`: every ``streaming.gold_delta_every_s`` of event time), and at
-        once when the batch changed a window already merged (a lagging partition). Adds the
-        MERGEs to ``side``; returns how far Delta gold holds every window after them (None: the batch
-        merges nothing).
+    ) -> tuple[dt.datetime | None, dict[str, _Merge]]:
+        """Whether to MERGE into Delta ``gold/<table>`` the windows that closed (their end fell behind
+        the lateness horizon ``hi``) since the last MERGE (``lo``): once the horizon passes the next
+        boundary of this source (:func:`merge_due`: every ``streaming.gold_delta_every_s`` of event
+        time), and at once when the batch changed a window already merged (a lagging partition).
+        Returns how far Delta gold holds every window after the MERGEs (None: the batch merges
+        nothing; it is recorded first), and per table the rows and windows to merge (:meth:`_gold`
+        writes them).
 
         Delta gold is the lake's record of final windows; each MERGE is a dozen Spark jobs and a
         commit, so gathering closed windows keeps them off most batches. The decision depends only on
@@ -478,32 +499,29 @@ class OnePass:
         did. ``flush`` writes the rest (closed or open) at a graceful stop."""
         hi = newest - self._lateness
         tables = []  # each gold table with its window width and the closed windows the batch touched
-        for spec, delta in zip(self.specs, self.gold_delta, strict=True):
+        for spec in self.specs:
             width = dt.timedelta(minutes=spec.window_minutes)
-            tables.append((spec, delta, width, [w for w in touched(minutes, spec) if w + width <= hi]))
-        changed = lo is not None and any(w + width <= lo for _, _, width, late in tables for w in late)
+            tables.append((spec, width, [w for w in touched(minutes, spec) if w + width <= hi]))
+        changed = lo is not None and any(w + width <= lo for _, width, late in tables for w in late)
         if not (unrecorded or lo is None or changed or merge_due(lo, hi, self.gold_every, self.gold_phase)):
-            return None
+            return None, {}
         through = hi if lo is None else max(lo, hi)
         pg.retrying(
             lambda: save_gold_through(self.live.postgres_url, self.name, batch_id, through),
             what=f"{self.name} gold through {batch_id}",
         )
-        for spec, delta, width, late in tables:
+        merges = {}
+        for spec, width, late in tables:
             # Only the rows of windows that closed since the last MERGE (end in (lo, hi]) or that a
             # lagging partition changed: the state's older rows belong to windows merged before.
             since = [lo - width] if lo is not None else [self.windows.floor or newest]
-            rows = self.windows.rows(min(since + late), hi)  # the pieces' floors bound it from below
-            if rows is None:
-                continue
-            ends = aggregate(rows, spec)
             closed = F.col("window_end") <= F.lit(hi)
             if lo is not None:
                 closed &= F.col("window_end") > F.lit(lo)
             if late:
                 closed |= F.col("window_start").isin(late)
-            side.append(self._side(delta, ends.where(closed), batch_id))
-        return through
+            merges[spec.table] = _Merge(min(since + late), hi, closed)  # the pieces' floors bound it from below
+        return through, merges
 
     def flush(self) -> None:
         """MERGE every window not yet merged (its end after the last MERGE's horizon: open, or closed
@@ -622,6 +640,17 @@ class OnePass:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
         self.windows.reset()
+
+
+_Sink = DeltaAppend | DeadLetters | DeltaUpsert | PostgresUpsert
+
+
+class _Merge(NamedTuple):
+    """A Delta gold MERGE: the state's rows it aggregates (``lo <= event_time < hi``), and which windows."""
+
+    lo: dt.datetime
+    hi: dt.datetime
+    windows: Column
 
 
 def _ms(t: dt.datetime) -> int:
