@@ -532,27 +532,38 @@ class OnePass:
         then read back from silver, as of the last batch known to have completed (windows that closed
         in the interrupted batch are merged again too: same values).
 
-        Delta ``quality/metrics`` gets the DQ rows of the batches completed since its last export."""
-        if self._done is not None:
-            self._flush_quality(self._done)
-        if not self.gold:
-            return
+        Delta ``quality/metrics`` gets the DQ rows of the batches completed since its last export. The
+        writes run at once, on the side threads."""
+        writes = [self.pool.submit(self._flush_quality, self._done)] if self._done is not None else []
+        try:
+            if self.gold:
+                writes += self._flush_gold()
+        finally:
+            error = _wait(writes)
+        if error is not None:
+            raise error
+
+    def _flush_gold(self) -> list[Future[Any]]:
+        """Submit the MERGEs of :meth:`flush`."""
         newest, merged = self._newest, self._merged
         if not self.windows.loaded:
             url = self.live.postgres_url
             newest = pg.retrying(lambda: settled_newest(url, self.name), what=f"{self.name} flush horizon")
             if newest is None:
-                return  # no batch completed: nothing in silver
+                return []  # no batch completed: nothing in silver
             merged = pg.retrying(lambda: settled_gold_through(url, self.name), what=f"{self.name} flush gold")
             self.windows.ensure(self._silver_version(), self._floor(newest - self.keep, merged))
         if newest is None:
-            return
+            return []
         lo = newest - self._lateness if merged is None else min(merged, newest - self._lateness)
+        writes = []
         for spec, delta in zip(self.specs, self.gold_delta, strict=True):
             # Rows from the oldest such window's start: the state's older rows may cut a merged window.
             rows = self.windows.rows(lo - dt.timedelta(minutes=spec.window_minutes))
             if rows is not None:
-                delta.write(aggregate(rows, spec).where(F.col("window_end") > F.lit(lo)), -1)
+                windows = aggregate(rows, spec).where(F.col("window_end") > F.lit(lo))
+                writes.append(self.pool.submit(delta.write, windows, -1))
+        return writes
 
     def _flush_quality(self, done: int) -> None:
         """Export the DQ rows of batches through ``done`` (completed) not exported yet. From the newest

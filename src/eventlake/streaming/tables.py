@@ -3,6 +3,8 @@ before the first record arrives (a Delta stream cannot start on a path that is n
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -98,18 +100,20 @@ def create_table(
 
 
 def ensure_tables(spark: SparkSession, settings: Settings, registry_url: str) -> None:
-    """Create every Delta table the pass writes to (idempotent)."""
+    """Create every Delta table the pass writes to (idempotent), several at once: each is a Delta
+    commit or a log read, mostly waiting on storage."""
     # Written by every source's silver query: created once here, else concurrent first writers
     # race on the protocol (ProtocolChangedException).
-    create_table(spark, table(settings, "quality", "metrics"), METRICS_SCHEMA)
+    tables: list[tuple[str, StructType | str, tuple[str, ...]]] = [
+        (table(settings, "quality", "metrics"), METRICS_SCHEMA, ())
+    ]
     for source in settings.topics.sources:
-        create_table(spark, table(settings, "bronze", source), BRONZE_SCHEMA, stats_columns=STATS_COLUMNS["bronze"])
         reader = SchemaCache(registry_url, f"{settings.topics.raw(source)}-value").latest()
-        create_table(
-            spark,
-            table(settings, "silver", source),
-            silver_schema(spark, reader),
-            stats_columns=STATS_COLUMNS["silver"],
-        )
-        for spec in SPECS_BY_SOURCE[source]:
-            create_table(spark, table(settings, "gold", spec.table), spark_schema(spec))
+        tables += [
+            (table(settings, "bronze", source), BRONZE_SCHEMA, STATS_COLUMNS["bronze"]),
+            (table(settings, "silver", source), silver_schema(spark, reader), STATS_COLUMNS["silver"]),
+        ]
+        tables += [(table(settings, "gold", spec.table), spark_schema(spec), ()) for spec in SPECS_BY_SOURCE[source]]
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="create-table") as pool:
+        # list(): the first failure raises here
+        list(pool.map(lambda t: create_table(spark, t[0], t[1], stats_columns=t[2]), tables))
