@@ -459,10 +459,11 @@ class OnePass:
                 assert not minutes, "the state holds this batch's rows"
                 continue
             windows = aggregate(rows, spec)
-            if len(wants) == 1:
-                side.append(self._side(wants[0][3], windows.where(wants[0][2]), batch_id))
+            targets = [(which, target) for _, _, which, target in wants]
+            if len(targets) == 1:
+                which, target = targets[0]
+                side.append(self._side(target, windows.where(which), batch_id))
             else:
-                targets = [(which, target) for _, _, which, target in wants]
                 side.append(self.pool.submit(self._write_held, spec.table, windows, targets, batch_id, held))
         return held
 
