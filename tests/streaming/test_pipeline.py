@@ -248,6 +248,40 @@ def test_delta_gold_gathers_closed_windows_for_gold_delta_every_s_and_until_idle
     assert_gold_matches(settings, "transactions", sliding, table="gold_transactions_5m_sliding")
 
 
+def test_until_idle_batch_that_merges_takes_the_open_windows_and_flush_merges_nothing_more(
+    stack: Stack, make_settings: MakeSettings, spark: Any, tmp_path: Any
+) -> None:
+    """Until idle, a batch whose MERGE has closed windows merges the open ones too: when it is the
+    run's last, ``flush`` writes no gold (one MERGE commit per table, not two), and Delta gold still
+    holds every window of the input, open ones included, exactly. Two parts 3 minutes apart in one
+    micro-batch: the first part's windows are closed, the second's open."""
+    settings = pipeline_settings(
+        stack,
+        make_settings,
+        tmp_path,
+        streaming={"max_offsets_per_trigger": 10_000, "allowed_lateness_s": 5},
+    )
+    settings.topics.sources = ("transactions",)
+    live = endpoints(settings)
+    for seed, offset_ms in ((61, 0), (62, 180_000)):
+        assert send(settings, live, ["transactions"], 600, seed=seed, start_ms=START + offset_ms).delivered == 600
+    start_jobs(spark, settings, live, ["bronze", "silver", "gold"], until_idle=True)
+
+    with psycopg.connect(live.postgres_url) as conn:
+        batches = conn.execute(
+            "SELECT count(*) FROM eventlake_stream_batches WHERE query = 'pipeline_transactions'"
+        ).fetchone()
+    assert batches == (1,)
+    lake = settings.lake_uri.removeprefix("file://").rstrip("/")
+    for name in ("gold_transactions_1m", "gold_transactions_5m_sliding"):
+        ops = [h["operation"] for h in DeltaTable(f"{lake}/gold/{name}").history()]
+        assert ops.count("MERGE") == 1, (name, ops)  # the batch's; the flush had nothing left
+    raw = recompute.read_topic(live.kafka_bootstrap, live.registry_url, settings.topics.raw("transactions"), 1200)
+    assert_gold_matches(settings, "transactions", recompute.gold("transactions", raw.records))
+    sliding = recompute.sliding_transactions(raw.records)
+    assert_gold_matches(settings, "transactions", sliding, table="gold_transactions_5m_sliding")
+
+
 def test_the_sources_delta_gold_merges_fall_in_different_batches() -> None:
     """Three sources whose horizons move together (a live stream: 12 s batches for an hour) each
     MERGE Delta gold once per ``streaming.gold_delta_every_s`` and never two in the same batch (the

@@ -128,8 +128,12 @@ class OnePass:
         detectors: tuple[Detector, ...] = (),
         detect_each_batch: bool = True,
         hand_off: bool = False,
+        until_idle: bool = False,
     ) -> None:
         self.spark, self.settings, self.source, self.live = spark, settings, source, live
+        # Until idle, a batch's Delta gold MERGE takes the open windows too, so that ``flush`` has
+        # nothing left when that batch was the run's last (one MERGE per table instead of two).
+        self.until_idle = until_idle
         self.name = query_name(source)
         self.bronze = "bronze" in layers
         self.silver = bool({"silver", "gold"} & layers)
@@ -180,6 +184,8 @@ class OnePass:
         self._newest: dt.datetime | None = None  # newest valid event time after the last good batch
         self._merged: dt.datetime | None = None  # Delta gold holds the windows ending by this, likewise
         self._done: int | None = None  # the last batch that completed in this process
+        self._merged_all: int | None = None  # the last completed batch whose MERGEs took every window
+        self._empty_silver: int | None = None  # a silver version read as just created: no rows
 
     def bind(self, query_id: str) -> None:
         """The started query's id (its checkpoint's identity): batches wait for it."""
@@ -304,7 +310,7 @@ class OnePass:
             if self.detect_each_batch:
                 with self._phase("detect"):
                     self.detect()  # after the writes: it reads PostgreSQL gold, which a side thread may write
-            self._done = batch_id
+            self._completed(batch_id, merges)
             if newest is not None:
                 self._settle(newest, merged)
             self._count(stats, inserted, quarantined)
@@ -369,6 +375,11 @@ class OnePass:
         )
         killpoints.reached("watermarks")
 
+    def _completed(self, batch_id: int, merges: dict[str, _Merge]) -> None:
+        """Every write of the batch is done; ``flush`` starts from it."""
+        self._done = batch_id
+        self._merged_all = batch_id if merges and all(m.open for m in merges.values()) else None
+
     def _settle(self, newest: dt.datetime, merged: dt.datetime | None) -> None:
         """The batch is done: drop the rows no window can need any more; ``flush`` starts from here."""
         self.windows.evict(self._floor(newest - self.keep, merged))
@@ -420,7 +431,7 @@ class OnePass:
             # The state must hold every window the batch can touch, every id it can repeat, and every
             # window Delta gold still waits for.
             since = oldest.replace(second=0, microsecond=0) - self.span
-            self.windows.ensure(version, self._floor(since, merged))
+            self.windows.ensure(version, self._floor(since, merged), empty=version == self._empty_silver)
         valid = classified.where(F.col("_reason").isNull())
         with self._phase("dedup"):
             repeats = hold(sv.repeated_keys(valid, self.windows.rows(oldest)))
@@ -434,7 +445,14 @@ class OnePass:
         return dt.timedelta(seconds=self.settings.streaming.allowed_lateness_s)
 
     def _silver_version(self) -> int:
-        return int(DeltaTable.forPath(self.spark, self.silver_path).history(1).select("version").head()[0])  # type: ignore[index]
+        """Silver's newest version; remembered when it is the table's creation (no rows: the state
+        needs no read of it)."""
+        newest = DeltaTable.forPath(self.spark, self.silver_path).history(1).select("version", "operation").head()
+        assert newest is not None, "a Delta table has a version"
+        version = int(newest["version"])
+        if newest["operation"] == "CREATE TABLE":
+            self._empty_silver = version
+        return version
 
     def _gold(
         self, minutes: list[dt.datetime], merges: dict[str, _Merge], batch_id: int, side: list[Future[Any]]
@@ -453,7 +471,7 @@ class OnePass:
                 end = starts[-1] + dt.timedelta(minutes=spec.window_minutes)
                 wants.append((starts[0], end, F.col("window_start").isin(starts), sink))
             if (merge := merges.get(spec.table)) is not None:
-                wants.append((*merge, delta))
+                wants.append((merge.lo, merge.hi, merge.windows, delta))
             rows = self.windows.rows(min(w[0] for w in wants), max(w[1] for w in wants)) if wants else None
             if rows is None:
                 assert not minutes, "the state holds this batch's rows"
@@ -497,7 +515,12 @@ class OnePass:
         Delta gold is the lake's record of final windows; each MERGE is a dozen Spark jobs and a
         commit, so gathering closed windows keeps them off most batches. The decision depends only on
         the batch's input and its earlier batches' records: a replayed batch merges what its first run
-        did. ``flush`` writes the rest (closed or open) at a graceful stop."""
+        did. ``flush`` writes the rest (closed or open) at a graceful stop.
+
+        Until idle, a MERGE that has closed windows to write takes the open ones too (``_Merge.open``):
+        should the batch be the run's last, ``flush`` then has no gold left to write. Delta gold holds
+        those windows' values as of the batch, as after a ``flush``; they are merged again when they
+        close. A MERGE with nothing closed stays empty (no commit) rather than merge open windows only."""
         hi = newest - self._lateness
         tables = []  # each gold table with its window width and the closed windows the batch touched
         for spec in self.specs:
@@ -506,6 +529,8 @@ class OnePass:
         changed = lo is not None and any(w + width <= lo for _, width, late in tables for w in late)
         if not (unrecorded or lo is None or changed or merge_due(lo, hi, self.gold_every, self.gold_phase)):
             return None, {}
+        # The first MERGE (``lo`` None) holds the windows this batch closed; later ones those closed since ``lo``.
+        everything = self.until_idle and (lo is not None or any(late for _, _, late in tables))
         through = hi if lo is None else max(lo, hi)
         pg.retrying(
             lambda: save_gold_through(self.live.postgres_url, self.name, batch_id, through),
@@ -516,12 +541,14 @@ class OnePass:
             # Only the rows of windows that closed since the last MERGE (end in (lo, hi]) or that a
             # lagging partition changed: the state's older rows belong to windows merged before.
             since = [lo - width] if lo is not None else [self.windows.floor or newest]
-            closed = F.col("window_end") <= F.lit(hi)
+            closed = F.lit(True) if everything else F.col("window_end") <= F.lit(hi)
             if lo is not None:
                 closed &= F.col("window_end") > F.lit(lo)
             if late:
                 closed |= F.col("window_start").isin(late)
-            merges[spec.table] = _Merge(min(since + late), hi, closed)  # the pieces' floors bound it from below
+            # The pieces' floors bound the rows from below; every row is older than ``newest``'s minute's end.
+            upto = newest.replace(second=0, microsecond=0) + dt.timedelta(minutes=1) if everything else hi
+            merges[spec.table] = _Merge(min(since + late), upto, closed, everything)
         return through, merges
 
     def flush(self) -> None:
@@ -537,7 +564,8 @@ class OnePass:
         writes run at once, on the side threads."""
         writes = [self.pool.submit(self._flush_quality, self._done)] if self._done is not None else []
         try:
-            if self.gold:
+            # Nothing to merge when the last batch merged every window, and its state is still here.
+            if self.gold and not (self.windows.loaded and self._done is not None and self._merged_all == self._done):
                 writes += self._flush_gold()
         finally:
             error = _wait(writes)
@@ -658,11 +686,13 @@ _Sink = DeltaAppend | DeadLetters | DeltaUpsert | PostgresUpsert
 
 
 class _Merge(NamedTuple):
-    """A Delta gold MERGE: the state's rows it aggregates (``lo <= event_time < hi``), and which windows."""
+    """A Delta gold MERGE: the state's rows it aggregates (``lo <= event_time < hi``), which windows,
+    and whether those are every window not merged yet, open ones included."""
 
     lo: dt.datetime
     hi: dt.datetime
     windows: Column
+    open: bool = False
 
 
 def _ms(t: dt.datetime) -> int:
@@ -735,6 +765,7 @@ def start_pass(
         detectors=detectors,
         detect_each_batch=detect_each_batch,
         hand_off=hand_off,
+        until_idle=until_idle,
     )
     if process.silver:
         process.repair_quality()

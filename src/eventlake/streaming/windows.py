@@ -91,9 +91,13 @@ class OpenWindows:
         self.floor = None
         self.loaded = False
 
-    def ensure(self, version: int, since: dt.datetime) -> None:
-        """Make the state hold every silver row (as of table ``version``) with ``event_time >= since``."""
+    def ensure(self, version: int, since: dt.datetime, *, empty: bool = False) -> None:
+        """Make the state hold every silver row (as of table ``version``) with ``event_time >= since``.
+        ``empty``: the caller knows silver has no rows at ``version`` (nothing to read)."""
         if self.loaded and self.floor is not None and since >= self.floor:
+            return
+        if empty:
+            self.floor, self.loaded = since, True
             return
         silver = (
             self.spark.read.format("delta")
