@@ -59,3 +59,29 @@ def test_an_append_writes_at_most_its_files_and_its_replay_writes_nothing(spark:
     unlimited = str(tmp_path / "unlimited")
     DeltaAppend(unlimited, "q_bronze", "bronze/y").write(batch, 7, replay=False)
     assert len(DeltaTable(unlimited).file_uris()) == 6
+
+
+def test_an_upsert_appends_into_a_just_created_table_then_merges(spark: Any, tmp_path: Path) -> None:
+    """The first write into an empty gold table is an append; every later one, and a replay's (a new
+    sink on the same table, as after kill -9), is a MERGE: updated rows, never a duplicate key."""
+    from delta.tables import DeltaTable as SparkDeltaTable  # noqa: PLC0415
+    from pyspark.sql import functions as F  # noqa: PLC0415
+
+    path = str(tmp_path / "gold")
+
+    def rows(n: int, value: int) -> Any:
+        return spark.range(n).select(
+            F.timestamp_seconds(F.col("id") * 60).alias("window_start"),
+            F.lit("k").alias("key"),
+            F.lit(value).cast("long").alias("total"),
+        )
+
+    SparkDeltaTable.createIfNotExists(spark).location(path).addColumns(rows(1, 0).schema).execute()
+    first = delta.DeltaUpsert(path, ("window_start", "key"), "gold/x")
+    first.write(rows(3, 1), 0)
+    first.write(rows(4, 2), 1)  # windows 0-2 updated, window 3 inserted
+    delta.DeltaUpsert(path, ("window_start", "key"), "gold/x").write(rows(4, 2), 1)  # the replay of batch 1
+    table = DeltaTable(path)
+    assert [h["operation"] for h in reversed(table.history())] == ["CREATE TABLE", "WRITE", "MERGE", "MERGE"]
+    got = table.to_pyarrow_table().to_pylist()
+    assert sorted((r["window_start"].timestamp(), r["total"]) for r in got) == [(i * 60.0, 2) for i in range(4)]

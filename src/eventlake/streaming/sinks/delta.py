@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -85,19 +85,33 @@ class DeltaAppend:
             )
 
 
-@dataclass(frozen=True)
+@dataclass
 class DeltaUpsert:
     """MERGE a batch of exact gold rows into ``path`` on ``keys`` (update or insert).
 
     The rows carry recomputed values, not increments, so redoing a MERGE is harmless. The target is
     pruned to ``window_start >=`` the batch's oldest window: Delta skips every file of older windows
     by its min/max statistics, so the cost follows the batch, not the table's age.
+
+    Into a table whose newest commit is its creation (no rows), the write is an append: a MERGE is a
+    dozen Spark jobs whatever its size (measured on a fresh table, 2,000 rows: 1.9 s, an append
+    0.47 s, the history look-up that tells them apart 0.24 s, once per sink). The pass is the only
+    writer of gold, one query per table, so nothing can add rows between the look-up and the append;
+    a replay of that batch finds the append and MERGEs (same values).
     """
 
     path: str
     keys: tuple[str, ...]
     target: str
     kind: str = "delta"
+    #: the table is known to hold rows (or to have been written): every write from then on MERGEs
+    _written: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def _empty(self, spark: SparkSession) -> bool:
+        if not self._written:
+            newest = DeltaTable.forPath(spark, self.path).history(1).select("operation").head()
+            self._written = newest is None or newest[0] != "CREATE TABLE"
+        return not self._written
 
     def write(self, batch: DataFrame, batch_id: int, *, replay: bool = True) -> None:
         # Computed once (windows aggregated from the open-window state): the prune bound, the MERGE's
@@ -110,6 +124,10 @@ class DeltaUpsert:
             cond = " AND ".join(f"t.{c} <=> s.{c}" for c in self.keys)
             prune = f"t.window_start >= timestamp'{lo[0].isoformat(sep=' ')}'"
             with SINK_COMMIT.labels(self.kind, self.target).time():
+                if self._empty(batch.sparkSession):
+                    batch.write.format("delta").mode("append").save(self.path)
+                    self._written = True
+                    return
 
                 def merge() -> None:
                     table = DeltaTable.forPath(batch.sparkSession, self.path)
