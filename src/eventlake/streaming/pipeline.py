@@ -63,7 +63,7 @@ from eventlake.streaming.gold import aggregate, touched
 from eventlake.streaming.paths import checkpoint, clear_interrupted_writes, has_offsets, table, with_trigger
 from eventlake.streaming.schemas import SchemaCache
 from eventlake.streaming.sinks import DeadLetters, DeltaAppend, DeltaUpsert, PostgresUpsert
-from eventlake.streaming.specs import SPECS_BY_SOURCE, longest_window_minutes, state_columns
+from eventlake.streaming.specs import SPECS_BY_SOURCE, GoldSpec, longest_window_minutes, state_columns
 from eventlake.streaming.state import (
     BatchStart,
     begin_batch,
@@ -476,24 +476,23 @@ class OnePass:
             if rows is None:
                 assert not minutes, "the state holds this batch's rows"
                 continue
-            windows = aggregate(rows, spec)
             targets = [(which, target) for _, _, which, target in wants]
-            if len(targets) == 1:
-                which, target = targets[0]
-                side.append(self._side(target, windows.where(which), batch_id))
-            else:
-                side.append(self.pool.submit(self._write_held, spec.table, windows, targets, batch_id, held))
+            side.append(self.pool.submit(self._write_gold, spec, rows, targets, batch_id, held))
         return held
 
-    def _write_held(
-        self, name: str, windows: DataFrame, targets: list[tuple[Column, _Sink]], batch_id: int, held: list[DataFrame]
+    def _write_gold(
+        self, spec: GoldSpec, rows: DataFrame, targets: list[tuple[Column, _Sink]], batch_id: int, held: list[DataFrame]
     ) -> None:
-        """Hold ``windows`` (into ``held``), then write each target's part of them, in turn."""
-        with self._phase(f"aggregate:{name}"):
-            once = hold(windows)
-        held.append(once)
+        """Aggregate ``rows`` into ``spec``'s windows, then write each target's part of them, in turn;
+        for two targets the windows are held (into ``held``), aggregated once. On a side thread: the
+        tables' plans are built at once, not one after another on the batch's thread."""
+        windows = aggregate(rows, spec)
+        if len(targets) > 1:
+            with self._phase(f"aggregate:{spec.table}"):
+                windows = hold(windows)
+            held.append(windows)
         for which, target in targets:
-            self._write(target, once.where(which), batch_id)
+            self._write(target, windows.where(which), batch_id)
 
     def _merge_plan(
         self,
