@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY
@@ -70,10 +71,14 @@ def start_jobs(
     t = time.monotonic()
     quality = load_quality(settings)  # a bad rules file stops us before any query starts
     require_java_regexes(spark, quality, settings.quality.rules_file)
-    if not postgres_ready:
-        _ensure_postgres(settings, live.postgres_url)
-    ensure_tables(spark, settings, live.registry_url)
-    log.info("lake tables ready", extra={"seconds": round(time.monotonic() - t, 3)})
+    rules_s = time.monotonic() - t
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ensure-postgres") as pool:
+        # PostgreSQL's tables while the lake's are created: neither waits on the other.
+        postgres = None if postgres_ready else pool.submit(_ensure_postgres, settings, live.postgres_url)
+        ensure_tables(spark, settings, live.registry_url)
+        if postgres is not None:
+            postgres.result()
+    log.info("lake tables ready", extra={"seconds": round(time.monotonic() - t, 3), "rules_s": round(rules_s, 3)})
     counts = counts if counts is not None else {}
     started: list[tuple[StreamingQuery, OnePass]] = []
     decide = hand_off is None and serving is None

@@ -469,7 +469,7 @@ class OnePass:
             if minutes:
                 starts = touched(minutes, spec)
                 end = starts[-1] + dt.timedelta(minutes=spec.window_minutes)
-                wants.append((starts[0], end, F.col("window_start").isin(starts), sink))
+                wants.append((starts[0], end, _starts_in(starts), sink))
             if (merge := merges.get(spec.table)) is not None:
                 wants.append((merge.lo, merge.hi, merge.windows, delta))
             rows = self.windows.rows(min(w[0] for w in wants), max(w[1] for w in wants)) if wants else None
@@ -543,8 +543,9 @@ class OnePass:
             closed = F.lit(True) if everything else F.col("window_end") <= F.lit(hi)
             if lo is not None:
                 closed &= F.col("window_end") > F.lit(lo)
-            if late:
-                closed |= F.col("window_start").isin(late)
+                # The rest of ``late`` (closed after ``lo``) is in the range already.
+                if again := [w for w in late if w + width <= lo]:
+                    closed |= _starts_in(again)
             # The pieces' floors bound the rows from below; every row is older than ``newest``'s minute's end.
             upto = newest.replace(second=0, microsecond=0) + dt.timedelta(minutes=1) if everything else hi
             merges[spec.table] = _Merge(min(since + late), upto, closed, everything)
@@ -696,6 +697,14 @@ class _Merge(NamedTuple):
 
 def _ms(t: dt.datetime) -> int:
     return (t - EPOCH) // dt.timedelta(milliseconds=1)
+
+
+def _starts_in(starts: list[dt.datetime]) -> Column:
+    """``window_start`` is one of ``starts``, as one SQL expression: ``Column.isin`` converts each
+    value through py4j, and a backlog batch touches hundreds of windows (170: 0.16-0.24 s per call
+    against 0.03-0.04 s; a batch made four such calls)."""
+    micros = ",".join(str((t - EPOCH) // dt.timedelta(microseconds=1)) for t in starts)
+    return F.expr(f"unix_micros(window_start) IN ({micros})")
 
 
 def _wait(futures: list[Future[Any]]) -> BaseException | None:

@@ -114,6 +114,6 @@ def ensure_tables(spark: SparkSession, settings: Settings, registry_url: str) ->
             (table(settings, "silver", source), silver_schema(spark, reader), STATS_COLUMNS["silver"]),
         ]
         tables += [(table(settings, "gold", spec.table), spark_schema(spec), ()) for spec in SPECS_BY_SOURCE[source]]
-    with ThreadPoolExecutor(max_workers=min(8, len(tables)), thread_name_prefix="create-table") as pool:
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="create-table") as pool:
         # list(): the first failure raises here
         list(pool.map(lambda t: create_table(spark, t[0], t[1], stats_columns=t[2]), tables))
