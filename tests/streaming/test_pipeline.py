@@ -15,6 +15,7 @@ import pytest
 from deltalake import DeltaTable
 
 from eventlake.config import Settings, load_settings
+from eventlake.endpoints import Endpoints
 from eventlake.kafka.admin import admin_client, provision_topics
 from eventlake.lake import s3_credentials
 from eventlake.quality.anomaly import detect
@@ -190,6 +191,24 @@ def test_seeded_pipeline_with_faults_equals_independent_recompute(
         assert conn.execute("SELECT count(*) FROM eventlake_stream_commits").fetchone() == before
 
 
+def run_transactions_in_parts(spark: Any, settings: Settings, parts: tuple[tuple[int, int], ...]) -> Endpoints:
+    """``transactions`` only: 600 records per (seed, ms after START) part, then ``--until-idle``."""
+    settings.topics.sources = ("transactions",)
+    live = endpoints(settings)
+    for seed, offset_ms in parts:
+        assert send(settings, live, ["transactions"], 600, seed=seed, start_ms=START + offset_ms).delivered == 600
+    start_jobs(spark, settings, live, ["bronze", "silver", "gold"], until_idle=True)
+    return live
+
+
+def assert_transactions_gold(settings: Settings, live: Endpoints, n: int) -> None:
+    """Both transactions gold tables, PostgreSQL and Delta, equal the recompute of the topic's ``n`` records."""
+    raw = recompute.read_topic(live.kafka_bootstrap, live.registry_url, settings.topics.raw("transactions"), n)
+    assert_gold_matches(settings, "transactions", recompute.gold("transactions", raw.records))
+    sliding = recompute.sliding_transactions(raw.records)
+    assert_gold_matches(settings, "transactions", sliding, table="gold_transactions_5m_sliding")
+
+
 def test_delta_gold_gathers_closed_windows_for_gold_delta_every_s_and_until_idle_writes_the_rest(
     stack: Stack, make_settings: MakeSettings, spark: Any, tmp_path: Any
 ) -> None:
@@ -210,11 +229,7 @@ def test_delta_gold_gathers_closed_windows_for_gold_delta_every_s_and_until_idle
         topics={"raw_spec": {"partitions": 1}},
         streaming={"max_offsets_per_trigger": 300, "gold_delta_every_s": 600, "allowed_lateness_s": 5},
     )
-    settings.topics.sources = ("transactions",)
-    live = endpoints(settings)
-    for seed, offset_ms in ((51, 0), (52, 180_000), (53, 900_000)):
-        assert send(settings, live, ["transactions"], 600, seed=seed, start_ms=START + offset_ms).delivered == 600
-    start_jobs(spark, settings, live, ["bronze", "silver", "gold"], until_idle=True)
+    live = run_transactions_in_parts(spark, settings, ((51, 0), (52, 180_000), (53, 900_000)))
 
     with psycopg.connect(live.postgres_url) as conn:
         merges = conn.execute(
@@ -244,10 +259,7 @@ def test_delta_gold_gathers_closed_windows_for_gold_delta_every_s_and_until_idle
     # Two writes: batch 4 (the first two parts' windows; an append, the table was empty) and the
     # flush (the third's, a MERGE).
     assert ops == ["MERGE", "WRITE", "CREATE TABLE"], ops
-    raw = recompute.read_topic(live.kafka_bootstrap, live.registry_url, settings.topics.raw("transactions"), 1800)
-    assert_gold_matches(settings, "transactions", recompute.gold("transactions", raw.records))
-    sliding = recompute.sliding_transactions(raw.records)
-    assert_gold_matches(settings, "transactions", sliding, table="gold_transactions_5m_sliding")
+    assert_transactions_gold(settings, live, 1800)
 
 
 def test_until_idle_batch_that_merges_takes_the_open_windows_and_flush_merges_nothing_more(
@@ -263,11 +275,7 @@ def test_until_idle_batch_that_merges_takes_the_open_windows_and_flush_merges_no
         tmp_path,
         streaming={"max_offsets_per_trigger": 10_000, "allowed_lateness_s": 5},
     )
-    settings.topics.sources = ("transactions",)
-    live = endpoints(settings)
-    for seed, offset_ms in ((61, 0), (62, 180_000)):
-        assert send(settings, live, ["transactions"], 600, seed=seed, start_ms=START + offset_ms).delivered == 600
-    start_jobs(spark, settings, live, ["bronze", "silver", "gold"], until_idle=True)
+    live = run_transactions_in_parts(spark, settings, ((61, 0), (62, 180_000)))
 
     with psycopg.connect(live.postgres_url) as conn:
         batches = conn.execute(
@@ -278,10 +286,7 @@ def test_until_idle_batch_that_merges_takes_the_open_windows_and_flush_merges_no
     for name in ("gold_transactions_1m", "gold_transactions_5m_sliding"):
         ops = [h["operation"] for h in DeltaTable(f"{lake}/gold/{name}").history()]
         assert ops == ["WRITE", "CREATE TABLE"], (name, ops)  # the batch's (an append); the flush had nothing left
-    raw = recompute.read_topic(live.kafka_bootstrap, live.registry_url, settings.topics.raw("transactions"), 1200)
-    assert_gold_matches(settings, "transactions", recompute.gold("transactions", raw.records))
-    sliding = recompute.sliding_transactions(raw.records)
-    assert_gold_matches(settings, "transactions", sliding, table="gold_transactions_5m_sliding")
+    assert_transactions_gold(settings, live, 1200)
 
 
 def test_the_sources_delta_gold_merges_fall_in_different_batches() -> None:

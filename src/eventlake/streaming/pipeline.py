@@ -15,7 +15,8 @@
         │    │                        eventlake.serving, writes it sub-second); the hand-off moves
         │    │                        the serving path's positions first (eventlake.serving.handoff)
         │    └─► gold/<table>         Delta MERGE of the windows closed since the last MERGE, once
-        │                             every streaming.gold_delta_every_s of event time  [side thread]
+        │                             every streaming.gold_delta_every_s of event time (until idle:
+        │                             the open ones too; into a new table: an append)  [side thread]
         └─ DQ: dq_metrics + alerts (PostgreSQL, once per batch); quality/metrics (Delta, marker):
                  dq_metrics of the batches since the last export, with gold's MERGEs  [side thread]
 
