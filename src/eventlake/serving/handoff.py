@@ -26,7 +26,7 @@ pass's rows: its rows are then the exact ones the pass's replayed batch writes a
 from __future__ import annotations
 
 from eventlake import pg
-from eventlake.serving.offsets import BEGINNING, Position, save
+from eventlake.serving.offsets import BEGINNING, Position, read, save
 
 
 def hand_off(url: str, topic: str, ends: dict[int, int], newest: dict[int, int], floor_ms: int | None) -> int:
@@ -35,12 +35,7 @@ def hand_off(url: str, topic: str, ends: dict[int, int], newest: dict[int, int],
     (``floor_ms``; None: unknown); a position already at or past its end stays. Returns the
     positions moved."""
     with pg.connect(url) as conn, conn.transaction():
-        rows = conn.execute(
-            "SELECT kafka_partition, next_offset, newest_ms, replay_offset, replay_newest_ms"
-            " FROM eventlake_serving_offsets WHERE topic = %s AND kafka_partition = ANY(%s) FOR UPDATE",
-            (topic, list(ends)),
-        ).fetchall()
-        stored = {r[0]: Position(topic, *r) for r in rows}
+        stored = {partition: p for (_, partition), p in read(conn, [topic], lock=True).items()}
         moved = []
         for partition, end in sorted(ends.items()):
             old = stored.get(partition)

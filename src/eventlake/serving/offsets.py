@@ -46,14 +46,22 @@ def ensure_offsets_table(url: str) -> None:
         conn.execute(DDL)
 
 
+_SELECT = (
+    "SELECT topic, kafka_partition, next_offset, newest_ms, replay_offset, replay_newest_ms"
+    " FROM eventlake_serving_offsets WHERE topic = ANY(%s)"
+)
+
+
+def read(conn: psycopg.Connection, topics: Iterable[str], *, lock: bool = False) -> dict[tuple[str, int], Position]:
+    """The stored positions of ``topics``; ``lock``: their rows stay locked until ``conn``'s
+    transaction ends (a read-then-move, as the hand-off's)."""
+    rows = conn.execute(_SELECT + (" FOR UPDATE" if lock else ""), (list(topics),)).fetchall()
+    return {(r[0], r[1]): Position(*r) for r in rows}
+
+
 def load(url: str, topics: Iterable[str]) -> dict[tuple[str, int], Position]:
     with pg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT topic, kafka_partition, next_offset, newest_ms, replay_offset, replay_newest_ms"
-            " FROM eventlake_serving_offsets WHERE topic = ANY(%s)",
-            (list(topics),),
-        ).fetchall()
-    return {(r[0], r[1]): Position(*r) for r in rows}
+        return read(conn, topics)
 
 
 def save(conn: psycopg.Connection, positions: Iterable[Position]) -> None:
