@@ -38,7 +38,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
@@ -64,6 +63,7 @@ from eventlake.streaming.gold import aggregate, touched
 from eventlake.streaming.paths import checkpoint, clear_interrupted_writes, has_offsets, table, with_trigger
 from eventlake.streaming.schemas import SchemaCache
 from eventlake.streaming.sinks import DeadLetters, DeltaAppend, DeltaUpsert, PostgresUpsert
+from eventlake.streaming.sinks.delta import newest_commit
 from eventlake.streaming.specs import SPECS_BY_SOURCE, GoldSpec, longest_window_minutes, state_columns
 from eventlake.streaming.state import (
     BatchStart,
@@ -448,10 +448,8 @@ class OnePass:
     def _silver_version(self) -> int:
         """Silver's newest version; remembered when it is the table's creation (no rows: the state
         needs no read of it)."""
-        newest = DeltaTable.forPath(self.spark, self.silver_path).history(1).select("version", "operation").head()
-        assert newest is not None, "a Delta table has a version"
-        version = int(newest["version"])
-        if newest["operation"] == "CREATE TABLE":
+        version, created = newest_commit(self.spark, self.silver_path)
+        if created:
             self._empty_silver = version
         return version
 

@@ -20,6 +20,14 @@ log = logging.getLogger(__name__)
 CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException")
 
 
+def newest_commit(spark: SparkSession, path: str) -> tuple[int, bool]:
+    """The version of the Delta table's newest commit, and whether that commit is the table's
+    creation (then it holds no rows: tables are created empty, ``tables.create_table``)."""
+    newest = DeltaTable.forPath(spark, path).history(1).select("version", "operation").head()
+    assert newest is not None, "a Delta table has a version"
+    return int(newest["version"]), newest["operation"] == "CREATE TABLE"
+
+
 def retry_conflicts(what: str, action: Callable[[], object], attempts: int = 5) -> None:
     """Run ``action()``; on a Delta write conflict, run it again (up to ``attempts`` times)."""
     for attempt in range(1, attempts + 1):
@@ -109,8 +117,7 @@ class DeltaUpsert:
 
     def _empty(self, spark: SparkSession) -> bool:
         if not self._written:
-            newest = DeltaTable.forPath(spark, self.path).history(1).select("operation").head()
-            self._written = newest is None or newest[0] != "CREATE TABLE"
+            self._written = not newest_commit(spark, self.path)[1]
         return not self._written
 
     def write(self, batch: DataFrame, batch_id: int, *, replay: bool = True) -> None:
